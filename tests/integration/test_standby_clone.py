@@ -1,0 +1,221 @@
+"""standby_clone against real PostgreSQL servers on loopback."""
+import hashlib
+import json
+import os
+import stat
+
+import pytest
+
+from tests.helpers.fixtures import REPLICATION_PASSWORD, SUPERUSER_PASSWORD, run_module, wait_for
+
+
+def clone_args(primary, standby, **extra):
+    args = dict(data_directory=standby.data_directory, bin_dir=primary.bin_dir,
+                primary_host='127.0.0.1', primary_port=primary.port,
+                replication_user=primary.replication_user, replication_password=REPLICATION_PASSWORD,
+                application_name='sb1', settings={'port': standby.port},
+                os_user=standby.os_user or os.environ.get('USER', 'postgres'))
+    args.update(extra)
+    return args
+
+
+def snapshot(path):
+    """Entries next to ``path`` named after it, and every file under it (with a content hash)."""
+    parent, base = os.path.dirname(path), os.path.basename(path)
+    state = {'siblings': sorted(n for n in os.listdir(parent) if base in n and not n.endswith('.log'))}
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            state[os.path.relpath(os.path.join(root, name), parent)] = 'dir'
+        for name in files:
+            full = os.path.join(root, name)
+            with open(full, 'rb') as handle:
+                state[os.path.relpath(full, parent)] = hashlib.sha1(handle.read()).hexdigest()
+    return state
+
+
+def no_secret(result):
+    text = json.dumps(result)
+    assert REPLICATION_PASSWORD not in text
+    assert SUPERUSER_PASSWORD not in text
+
+
+def test_clone_makes_a_streaming_standby_and_is_idempotent(pg_factory):
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    primary.sql('CREATE TABLE t (id int)')
+
+    result = run_module('standby_clone', clone_args(primary, standby, slot_name='sb1_slot', create_slot=True,
+                                                    start=True), diff=True)
+    assert not result.failed, result
+    assert result.changed and result['action'] == 'cloned' and result['started']
+    assert result['system_identifier'] == primary.scalar(
+        'SELECT system_identifier::text FROM pg_control_system()')
+    assert result['bytes_copied'] > 10 * 1024 * 1024
+    assert result['moved_aside_to'] is None
+    assert any('pg_basebackup' in c for c in result['commands'])
+    no_secret(result)
+
+    # the standby streams, through its slot, under its application_name
+    assert standby.in_recovery() is True
+    primary.sql('INSERT INTO t VALUES (1)')
+    wait_for(lambda: standby.scalar('SELECT count(*) FROM t') == 1, what='row on the standby')
+    wait_for(lambda: primary.sql("SELECT 1 FROM pg_stat_replication WHERE application_name = 'sb1' "
+                                 "AND state = 'streaming'"), what='pg_stat_replication row')
+    slot = primary.sql("SELECT active FROM pg_replication_slots WHERE slot_name = 'sb1_slot'")
+    assert slot and slot[0]['active'] is True
+
+    # the password lives in a 0600 passfile owned by the server user, never in the config
+    passfile = result['passfile']
+    assert passfile == os.path.join(os.path.dirname(standby.data_directory), '.pgpass_standby')
+    st = os.stat(passfile)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    if standby.os_user:
+        import pwd
+        assert st.st_uid == pwd.getpwnam(standby.os_user).pw_uid
+    with open(os.path.join(standby.data_directory, 'postgresql.auto.conf')) as handle:
+        auto_conf = handle.read()
+    assert 'passfile=' in auto_conf and REPLICATION_PASSWORD not in auto_conf
+    assert "primary_slot_name = 'sb1_slot'" in auto_conf
+    assert not [n for n in os.listdir(os.path.dirname(standby.data_directory)) if '.pgha-clone-' in n]
+
+    # second run: nothing to do
+    again = run_module('standby_clone', clone_args(primary, standby, slot_name='sb1_slot', create_slot=True,
+                                                   start=True))
+    assert not again.failed, again
+    assert not again.changed and again['action'] == 'unchanged' and again['bytes_copied'] == 0
+    no_secret(again)
+
+
+def test_check_mode_changes_nothing(pg_factory):
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    before = snapshot(standby.data_directory)
+    result = run_module('standby_clone', clone_args(primary, standby, slot_name='s', create_slot=True),
+                        check_mode=True, diff=True)
+    assert not result.failed, result
+    assert result.changed and result['action'] == 'cloned'
+    assert not os.path.exists(standby.data_directory)
+    assert snapshot(standby.data_directory) == before
+    assert not primary.sql("SELECT 1 FROM pg_replication_slots")
+    assert not os.path.exists(result['passfile'])
+
+    # check mode still validates the credentials against the primary
+    bad = run_module('standby_clone', clone_args(primary, standby, replication_password='wrong'), check_mode=True)
+    assert bad.failed and 'replication_password' in bad['msg']
+
+
+def test_conninfo_and_slot_corrected_in_place(pg_factory):
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    assert not run_module('standby_clone', clone_args(primary, standby, start=True)).failed
+    primary.sql("SELECT pg_create_physical_replication_slot('sb2_slot')")
+    auto_conf = os.path.join(standby.data_directory, 'postgresql.auto.conf')
+    with open(auto_conf) as handle:
+        original = handle.read()
+
+    new_args = clone_args(primary, standby, application_name='sb2', slot_name='sb2_slot', start=True)
+    checked = run_module('standby_clone', new_args, check_mode=True, diff=True)
+    assert checked.changed and checked['action'] == 'reconfigured'
+    with open(auto_conf) as handle:
+        assert handle.read() == original
+
+    result = run_module('standby_clone', new_args, diff=True)
+    assert not result.failed, result
+    assert result.changed and result['action'] == 'reconfigured'
+    assert result['changed_settings'] == ['primary_conninfo', 'primary_slot_name']
+    assert result['reload_required'] and result['reloaded'] and result['restart_required'] == []
+    assert 'application_name=sb1' in result['diff']['before']
+    assert 'application_name=sb2' in result['diff']['after']
+    assert result['bytes_copied'] == 0
+    no_secret(result)
+    # PG13+: primary_conninfo is reloadable, the WAL receiver reconnects with the new settings
+    wait_for(lambda: primary.sql("SELECT 1 FROM pg_stat_replication WHERE application_name = 'sb2'"),
+             what='standby reconnected as sb2')
+    wait_for(lambda: primary.scalar("SELECT active FROM pg_replication_slots WHERE slot_name = 'sb2_slot'"),
+             what='slot sb2_slot in use')
+    assert not run_module('standby_clone', new_args).changed
+
+
+def test_rotated_password_updates_passfile_only(pg_factory):
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    assert not run_module('standby_clone', clone_args(primary, standby)).failed
+    primary.sql("ALTER ROLE replicator PASSWORD 'rotated-Pw3'")
+    result = run_module('standby_clone', clone_args(primary, standby, replication_password='rotated-Pw3'))
+    assert not result.failed, result
+    assert result.changed and result['passfile_changed'] and result['changed_settings'] == []
+    with open(result['passfile']) as handle:
+        assert handle.read().strip().endswith(':rotated-Pw3')
+
+
+@pytest.mark.parametrize('case', ['bin_dir', 'unreachable', 'password', 'foreign', 'junk', 'slot'])
+def test_bad_input_fails_before_any_change(pg_factory, tmp_path, case):
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    args = clone_args(primary, standby)
+    if case == 'bin_dir':
+        args['bin_dir'] = str(tmp_path / 'no-such-bin')
+    elif case == 'unreachable':
+        args['primary_port'] = 1
+    elif case == 'password':
+        args['replication_password'] = 'wrong'
+    elif case == 'foreign':
+        standby.initdb()
+    elif case == 'junk':
+        os.makedirs(standby.data_directory)
+        with open(os.path.join(standby.data_directory, 'notes.txt'), 'w') as handle:
+            handle.write('precious\n')
+    elif case == 'slot':
+        args['slot_name'] = 'missing_slot'
+    before = snapshot(standby.data_directory)
+    result = run_module('standby_clone', args)
+    assert result.failed
+    expected = {'bin_dir': 'bin_dir', 'unreachable': 'primary_host', 'password': 'replication_password',
+                'foreign': 'force', 'junk': 'force', 'slot': 'create_slot'}[case]
+    assert expected in result['msg'], result['msg']
+    no_secret(result)
+    assert snapshot(standby.data_directory) == before
+    assert not os.path.exists(os.path.join(os.path.dirname(standby.data_directory), '.pgpass_standby'))
+    assert not primary.sql('SELECT 1 FROM pg_replication_slots')
+
+
+def test_running_server_is_refused_even_with_force(pg_factory):
+    primary = pg_factory.primary()
+    other = pg_factory.primary(name='other')
+    before = snapshot(other.data_directory)
+    result = run_module('standby_clone', clone_args(primary, other, force=True))
+    assert result.failed and 'running' in result['msg'] and 'stop it' in result['msg']
+    assert other.is_running()
+    assert snapshot(other.data_directory).keys() == before.keys()
+
+
+def test_force_moves_a_foreign_cluster_aside(pg_factory):
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    standby.initdb()
+    with open(os.path.join(standby.data_directory, 'marker'), 'w') as handle:
+        handle.write('old cluster\n')
+    result = run_module('standby_clone', clone_args(primary, standby, force=True, start=True))
+    assert not result.failed, result
+    assert result['action'] == 'cloned'
+    moved = result['moved_aside_to']
+    assert moved and moved.startswith(standby.data_directory + '.pgha-moved-')
+    with open(os.path.join(moved, 'marker')) as handle:
+        assert handle.read() == 'old cluster\n'
+    assert not os.path.exists(os.path.join(standby.data_directory, 'marker'))
+    assert standby.in_recovery() is True
+
+
+def test_failed_clone_leaves_no_half_written_directory(pg_factory):
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    os.makedirs(standby.data_directory)
+    if standby.os_user:
+        os.system('chown %s %s' % (standby.os_user, standby.data_directory))
+    # an invalid transfer rate makes pg_basebackup fail after the checks passed
+    result = run_module('standby_clone', clone_args(primary, standby, max_rate='1'))
+    assert result.failed and 'pg_basebackup failed' in result['msg']
+    no_secret(result)
+    assert os.listdir(standby.data_directory) == []
+    parent = os.path.dirname(standby.data_directory)
+    assert not [n for n in os.listdir(parent) if '.pgha-clone-' in n or n.startswith('pgha-pass-')]
