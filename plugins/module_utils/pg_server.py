@@ -151,3 +151,30 @@ def lsn_to_int(lsn):
         return None
     high, low = str(lsn).split('/')
     return (int(high, 16) << 32) + int(low, 16)
+
+
+def data_directory_owner(data_directory):
+    """Name of the OS user owning ``data_directory`` (None when unknown)."""
+    import pwd
+    try:
+        return pwd.getpwuid(os.stat(data_directory).st_uid).pw_name
+    except (KeyError, OSError):
+        return None
+
+
+def server_status_as_owner(module, bin_dir, data_directory):
+    """Like server_status, but runs pg_ctl as the directory's owner when we are root.
+
+    pg_ctl refuses to run as root ("cannot be run as root", rc 1), which
+    server_status would report as 'no_directory'.
+    """
+    if not os.path.isdir(data_directory):
+        return 'no_directory'
+    run_as = data_directory_owner(data_directory) if os.geteuid() == 0 else None
+    rc, out, err = run_binary(module, bin_dir, 'pg_ctl', ['status', '-D', data_directory],
+                              check_rc=False, run_as=run_as)
+    if rc == 0:
+        return 'running'
+    if rc == 3:
+        return 'stopped'
+    return 'no_directory'

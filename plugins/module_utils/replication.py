@@ -178,7 +178,9 @@ def mask_conninfo_password(conninfo):
     """Replace the value of password=... in a conninfo string by ********."""
     if not conninfo:
         return conninfo
-    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r'\1********', conninfo)
+    masked = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r'\1********', conninfo)
+    # URI form: postgresql://user:secret@host/db
+    return re.sub(r'^(postgres(?:ql)?://[^:@/]*:)[^@/]*@', r'\1********@', masked)
 
 
 def jsonable(value):
@@ -242,3 +244,44 @@ def current_timeline(conn, in_recovery):
         cur.execute('SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()')
         row = cur.fetchone()
         return (int(row['timeline_id']) if row and row['timeline_id'] else None), 'pg_control_checkpoint'
+
+
+def probe_role(psycopg_module, kwargs):
+    """Ask one server whether it is a primary.
+
+    Returns ``(status, detail)`` where status is ``'primary'``, ``'standby'``,
+    ``'absent'`` (nothing answered at the address) or ``'unknown'`` (a server
+    answered but refused the session, so its role could not be read).
+    """
+    try:
+        conn = psycopg_module.connect(autocommit=True, **kwargs)
+    except Exception as exc:
+        message = str(exc).strip()
+        if classify_connection_error(message) == 'unreachable':
+            return 'absent', message
+        return 'unknown', message
+    try:
+        with conn.cursor() as cur:
+            cur.execute('SELECT pg_catalog.pg_is_in_recovery()')
+            in_recovery = cur.fetchone()[0]
+    except Exception as exc:
+        return 'unknown', str(exc).strip()
+    finally:
+        conn.close()
+    return ('standby', 'pg_is_in_recovery() = true') if in_recovery else \
+        ('primary', 'pg_is_in_recovery() = false')
+
+
+def conninfo_passwords(conninfo):
+    """Passwords written in a conninfo string or URI (regex based, works on invalid strings too)."""
+    found = []
+    for match in re.finditer(r"password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)", conninfo or ''):
+        value = match.group(1)
+        if value.startswith("'") and value.endswith("'") and len(value) >= 2:
+            value = value[1:-1].replace("\\'", "'").replace('\\\\', '\\')
+        if value:
+            found.append(value)
+    uri = re.match(r'^postgres(?:ql)?://[^:@/]*:([^@/]*)@', conninfo or '')
+    if uri and uri.group(1):
+        found.append(uri.group(1))
+    return found
