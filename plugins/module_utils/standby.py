@@ -495,21 +495,35 @@ def processes_using(data_directory):
     return pids
 
 
-def server_running(module, bin_dir, data_directory, settle=10.0):
+def server_running(module, bin_dir, data_directory, os_user, settle=30.0):
     """True when a postmaster runs on the directory.
 
-    When the postmaster is gone but orphaned backends still linger (a
-    kill -9), wait up to ``settle`` seconds for them to exit.
+    When the postmaster was killed (kill -9) and is not reaped yet, or its
+    orphaned backends still linger, wait up to ``settle`` seconds for them
+    to go: they would make single-user crash recovery fail.
     """
     if not os.path.isdir(data_directory):
         return False
-    rc, out, err = module.run_command([os.path.join(bin_dir, 'pg_ctl'), 'status', '-D', data_directory])
-    if rc == 0:
-        return True
     deadline = time.monotonic() + settle
-    while processes_using(data_directory) and time.monotonic() < deadline:
+    while True:
+        # pg_ctl refuses to run as root: run it as the server's OS user
+        rc, out, err = module.run_command(as_user(module, os_user, [os.path.join(bin_dir, 'pg_ctl'), 'status', '-D',
+                                                                    data_directory]), cwd='/')
+        busy = (rc == 0 and _postmaster_is_zombie(data_directory)) or (rc != 0 and processes_using(data_directory))
+        if not busy or time.monotonic() >= deadline:
+            return rc == 0 or bool(busy)
         time.sleep(0.2)
-    return bool(processes_using(data_directory))
+
+
+def _postmaster_is_zombie(data_directory):
+    """A killed postmaster not reaped yet: pg_ctl still sees its PID, but it is dead."""
+    try:
+        with open(os.path.join(data_directory, 'postmaster.pid')) as handle:
+            pid = int(handle.readline())
+        with open('/proc/%d/stat' % pid) as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except (IOError, OSError, ValueError, IndexError):
+        return False
 
 
 def inspect_directory(module, bin_dir, data_directory):

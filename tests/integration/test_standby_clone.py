@@ -46,7 +46,7 @@ def test_clone_makes_a_streaming_standby_and_is_idempotent(pg_factory):
 
     result = run_module('standby_clone', clone_args(primary, standby, slot_name='sb1_slot', create_slot=True,
                                                     start=True), diff=True)
-    assert not result.failed, result
+    assert not result.failed, result.get('msg', result)
     assert result.changed and result['action'] == 'cloned' and result['started']
     assert result['system_identifier'] == primary.scalar(
         'SELECT system_identifier::text FROM pg_control_system()')
@@ -81,7 +81,7 @@ def test_clone_makes_a_streaming_standby_and_is_idempotent(pg_factory):
     # second run: nothing to do
     again = run_module('standby_clone', clone_args(primary, standby, slot_name='sb1_slot', create_slot=True,
                                                    start=True))
-    assert not again.failed, again
+    assert not again.failed, again.get('msg', again)
     assert not again.changed and again['action'] == 'unchanged' and again['bytes_copied'] == 0
     no_secret(again)
 
@@ -92,7 +92,7 @@ def test_check_mode_changes_nothing(pg_factory):
     before = snapshot(standby.data_directory)
     result = run_module('standby_clone', clone_args(primary, standby, slot_name='s', create_slot=True),
                         check_mode=True, diff=True)
-    assert not result.failed, result
+    assert not result.failed, result.get('msg', result)
     assert result.changed and result['action'] == 'cloned'
     assert not os.path.exists(standby.data_directory)
     assert snapshot(standby.data_directory) == before
@@ -120,7 +120,7 @@ def test_conninfo_and_slot_corrected_in_place(pg_factory):
         assert handle.read() == original
 
     result = run_module('standby_clone', new_args, diff=True)
-    assert not result.failed, result
+    assert not result.failed, result.get('msg', result)
     assert result.changed and result['action'] == 'reconfigured'
     assert result['changed_settings'] == ['primary_conninfo', 'primary_slot_name']
     assert result['reload_required'] and result['reloaded'] and result['restart_required'] == []
@@ -142,7 +142,7 @@ def test_rotated_password_updates_passfile_only(pg_factory):
     assert not run_module('standby_clone', clone_args(primary, standby)).failed
     primary.sql("ALTER ROLE replicator PASSWORD 'rotated-Pw3'")
     result = run_module('standby_clone', clone_args(primary, standby, replication_password='rotated-Pw3'))
-    assert not result.failed, result
+    assert not result.failed, result.get('msg', result)
     assert result.changed and result['passfile_changed'] and result['changed_settings'] == []
     with open(result['passfile']) as handle:
         assert handle.read().strip().endswith(':rotated-Pw3')
@@ -196,7 +196,7 @@ def test_force_moves_a_foreign_cluster_aside(pg_factory):
     with open(os.path.join(standby.data_directory, 'marker'), 'w') as handle:
         handle.write('old cluster\n')
     result = run_module('standby_clone', clone_args(primary, standby, force=True, start=True))
-    assert not result.failed, result
+    assert not result.failed, result.get('msg', result)
     assert result['action'] == 'cloned'
     moved = result['moved_aside_to']
     assert moved and moved.startswith(standby.data_directory + '.pgha-moved-')
