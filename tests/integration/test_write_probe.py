@@ -1,0 +1,265 @@
+"""write_probe against real PostgreSQL 15 servers on loopback.
+
+Every run is a few seconds long; every wait is bounded.
+"""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from ansible_collections.pgha.cluster.plugins.module_utils.probe import ProbeConfig, WriteProbe
+from tests.helpers.fixtures import SUPERUSER_PASSWORD, free_port, run_module, wait_for
+
+TABLE_DDL = ('CREATE TABLE IF NOT EXISTS pgha_write_probe (run_id text, id bigint, '
+             'client_ts double precision, PRIMARY KEY (run_id, id))')
+
+
+def direct_dsn(inst):
+    return 'host=127.0.0.1 port=%d user=postgres dbname=postgres' % inst.port
+
+
+def multi_host_dsn(*instances):
+    return ('host=%s port=%s user=postgres dbname=postgres target_session_attrs=read-write'
+            % (','.join('127.0.0.1' for _ in instances), ','.join(str(i.port) for i in instances)))
+
+
+def label(inst):
+    return '127.0.0.1:%d' % inst.port
+
+
+def present_ids(inst, run_id):
+    return set(r['id'] for r in inst.sql('SELECT id FROM pgha_write_probe WHERE run_id = %s', (run_id,)))
+
+
+def wait_sync(primary):
+    wait_for(lambda: primary.scalar("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' "
+                                    "AND sync_state IN ('sync', 'quorum')") == 1, timeout=30, what='sync standby')
+
+
+def replicated_table(primary, standby):
+    primary.sql(TABLE_DDL)
+    wait_for(lambda: standby.scalar("SELECT to_regclass('pgha_write_probe') IS NOT NULL"), timeout=30,
+             what='table on the standby')
+
+
+class ProbeThread(threading.Thread):
+    """Runs the core probe in the background, like an async task."""
+
+    def __init__(self, **config):
+        super().__init__(daemon=True)
+        self.probe = WriteProbe(ProbeConfig(password=SUPERUSER_PASSWORD, **config))
+        self.probe.preflight()
+        self.result = None
+        self.error = None
+
+    def run(self):
+        try:
+            self.result = self.probe.run()
+        except Exception as exc:  # surfaced by finish()
+            self.error = exc
+
+    def finish(self, timeout=60):
+        self.join(timeout)
+        assert not self.is_alive(), 'probe thread did not stop'
+        if self.error:
+            raise self.error
+        return self.result
+
+
+def wait_acked(probe, count=20):
+    wait_for(lambda: len(probe.acknowledged_ids()) >= count, timeout=10, interval=0.05, what='acknowledged writes')
+
+
+def test_steady_run_through_the_module(pg_factory):
+    primary = pg_factory.primary()
+    standby = pg_factory.standby_of(primary)
+    replicated_table(primary, standby)
+    nodes = [direct_dsn(primary), direct_dsn(standby)]
+    result = run_module('write_probe', dict(
+        dsn=multi_host_dsn(primary, standby), password=SUPERUSER_PASSWORD, duration=2, interval_ms=10,
+        verify_dsns=nodes, split_brain_dsns=nodes, read_dsn=direct_dsn(standby), run_id='steady'))
+    assert not result.failed, result
+    assert result.changed
+    assert 120 <= result['acknowledged'] <= 205
+    assert result['attempts'] == result['acknowledged'] + result['errors']['total']
+    assert result['errors']['total'] == 0
+    assert result['lost'] == [] and result['lost_count'] == 0
+    assert result['indeterminate_count'] == 0
+    assert result['max_gap'] < 0.5
+    assert result['verified'] and result['verify_errors'] == []
+    assert result['primary_after'] == label(primary) and result['timeline_after'] == 1
+    assert result['split_brain_count'] == 0 and result['split_brain_rounds'] >= 5
+    assert result['stale_reads'] == 0 and result['reads']['succeeded'] > 0
+    assert result['fault_to_first_write'] is None
+    assert len(present_ids(primary, 'steady')) == result['acknowledged']
+    assert SUPERUSER_PASSWORD not in json.dumps(result)
+
+
+def test_check_mode_writes_nothing(pg_factory):
+    primary = pg_factory.primary()
+    result = run_module('write_probe', dict(dsn=direct_dsn(primary), password=SUPERUSER_PASSWORD, duration=5),
+                        check_mode=True)
+    assert not result.failed, result
+    assert result['skipped'] is True and not result.changed
+    assert result['table_exists'] is False
+    assert primary.scalar("SELECT to_regclass('pgha_write_probe') IS NULL")
+
+
+def test_bad_input_and_unreachable_endpoint_fail_before_writing(pg_factory, tmp_path):
+    primary = pg_factory.primary()
+    base = dict(dsn=direct_dsn(primary), password=SUPERUSER_PASSWORD, duration=2)
+    for bad, word in ((dict(duration=0), 'duration'), (dict(interval_ms=0), 'interval_ms'),
+                      (dict(table='x; drop table y'), 'table'), (dict(split_brain_dsns=[direct_dsn(primary)]),
+                                                                 'split_brain_dsns')):
+        result = run_module('write_probe', dict(base, **bad))
+        assert result.failed and word in result['msg'], result
+    marker = tmp_path / 'fault'
+    marker.write_text('1')
+    result = run_module('write_probe', dict(base, fault_marker_file=str(marker)))
+    assert result.failed and 'fault_marker_file' in result['msg']
+    result = run_module('write_probe', dict(base, dsn='host=127.0.0.1 port=%d user=postgres' % free_port()))
+    assert result.failed and 'dsn' in result['msg']
+    result = run_module('write_probe', dict(base, dsn=direct_dsn(primary) + ' password=' + SUPERUSER_PASSWORD,
+                                            password=None))
+    assert result.failed and 'password' in result['msg']
+    assert SUPERUSER_PASSWORD not in json.dumps(result)
+    assert primary.scalar("SELECT to_regclass('pgha_write_probe') IS NULL")
+
+
+def test_unreachable_verify_node_is_reported(pg_factory):
+    primary = pg_factory.primary()
+    closed = 'host=127.0.0.1 port=%d user=postgres dbname=postgres' % free_port()
+    result = run_module('write_probe', dict(dsn=direct_dsn(primary), password=SUPERUSER_PASSWORD, duration=1,
+                                            verify_dsns=[closed, direct_dsn(primary)], cleanup=True))
+    assert not result.failed, result
+    assert [e['node'] for e in result['verify_errors']] == [closed.split()[0][5:] + ':' + closed.split()[1][5:]]
+    assert result['verified'] and result['lost_count'] == 0 and result['cleaned_up']
+    assert primary.scalar("SELECT to_regclass('pgha_write_probe') IS NULL")
+
+
+def test_sync_failover_loses_nothing(pg_factory, tmp_path):
+    primary = pg_factory.primary()
+    standby = pg_factory.standby_of(primary)
+    # Synchronous only once the standby streams: the harness's own setup writes must not wait.
+    primary.sql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+    primary.sql('SELECT pg_reload_conf()')
+    wait_sync(primary)
+    marker = str(tmp_path / 'fault')
+    job = ProbeThread(dsn=multi_host_dsn(primary, standby), duration=5, fault_marker_file=marker,
+                      verify_dsns=[direct_dsn(primary), direct_dsn(standby)])
+    job.start()
+    wait_acked(job.probe, 50)
+    with open(marker, 'w') as handle:
+        handle.write('%.6f\n' % time.time())
+    primary.kill9()
+    standby.sql('SELECT pg_promote()')
+    result = job.finish()
+
+    assert result['errors']['total'] > 0
+    assert result['max_gap'] > 0.05
+    assert result['fault_time_source'] == 'marker_content'
+    assert 0 < result['fault_to_first_write'] < 4
+    assert result['primary_after'] == label(standby) and result['timeline_after'] == 2
+    assert result['verify_errors'][0]['node'] == label(primary)
+    assert result['lost_count'] == 0 and result['lost'] == []
+    acked = job.probe.acknowledged_ids()
+    assert len(acked) == result['acknowledged'] and max(acked) > 50
+    assert set(acked) <= present_ids(standby, result['run_id'])
+
+
+def test_async_failover_reports_the_exact_lost_ids(pg_factory):
+    primary = pg_factory.primary()
+    standby = pg_factory.standby_of(primary)
+    replicated_table(primary, standby)
+    # Cut replication: everything written from now on exists only on the primary.
+    standby.sql("ALTER SYSTEM SET primary_conninfo = ''")
+    standby.sql('SELECT pg_reload_conf()')
+    wait_for(lambda: primary.scalar('SELECT count(*) FROM pg_stat_replication') == 0, timeout=30,
+             what='walreceiver gone')
+    job = ProbeThread(dsn=multi_host_dsn(primary, standby), duration=3, interval_ms=25, create_table=False,
+                      verify_dsns=[direct_dsn(primary), direct_dsn(standby)])
+    job.start()
+    wait_acked(job.probe, 20)
+    before_kill = job.probe.acknowledged_ids()
+    primary.kill9()
+    standby.sql('SELECT pg_promote()')
+    result = job.finish()
+
+    acked = job.probe.acknowledged_ids()
+    expected = [i for i in acked if i not in present_ids(standby, result['run_id'])]
+    assert set(before_kill) <= set(expected)
+    assert result['lost_count'] == len(expected) > 0
+    assert result['lost'] == expected[:100]
+    assert result['primary_after'] == label(standby)
+    assert len(acked) > len(expected), 'writes resumed on the promoted standby'
+
+
+def test_two_primaries_are_reported_as_split_brain(pg_factory):
+    first = pg_factory.primary('first')
+    second = pg_factory.primary('second')
+    job = ProbeThread(dsn=direct_dsn(first), duration=1.5, split_brain_interval_ms=100,
+                      split_brain_dsns=[direct_dsn(first), direct_dsn(second)], verify_dsns=[direct_dsn(first)])
+    job.start()
+    result = job.finish()
+    assert result['split_brain_count'] >= 5
+    assert result['split_brain'][0]['nodes'] == [label(first), label(second)]
+    assert result['split_brain'][0]['end'] >= result['split_brain'][0]['start'] >= result['started']
+
+
+def test_paused_standby_gives_stale_reads(pg_factory):
+    primary = pg_factory.primary()
+    standby = pg_factory.standby_of(primary)
+    replicated_table(primary, standby)
+    standby.sql('SELECT pg_wal_replay_pause()')
+    job = ProbeThread(dsn=direct_dsn(primary), duration=1.5, read_dsn=direct_dsn(standby), stale_read_bound_ms=200,
+                      verify_dsns=[direct_dsn(primary), direct_dsn(standby)])
+    job.start()
+    result = job.finish()
+    assert result['stale_reads'] > 10 and result['reads']['stale'] == result['stale_reads']
+    assert result['lost_count'] == 0
+
+
+def test_frozen_server_cannot_hold_the_probe(pg_factory):
+    primary = pg_factory.primary()
+    postmaster = int(open(os.path.join(primary.data_directory, 'postmaster.pid')).readline())
+    job = ProbeThread(dsn=direct_dsn(primary), duration=2.5, connect_timeout=0.3, write_timeout=0.3)
+    job.start()
+    wait_acked(job.probe, 20)
+    children = subprocess.run(['pgrep', '-P', str(postmaster)], capture_output=True, text=True).stdout.split()
+    frozen = [postmaster] + [int(pid) for pid in children]
+    started = time.monotonic()
+    try:
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        job.join(10)
+        stopped_after = time.monotonic() - started
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    result = job.finish()
+    assert stopped_after < 4, 'the probe outlived its duration by far'
+    assert result['errors']['timeout'] + result['errors']['connect'] >= 1
+    assert result['trailing_gap'] > 0.5 or result['max_gap'] > 0.5
+
+
+@pytest.mark.parametrize('source', ['fault_at', 'marker_mtime'])
+def test_fault_time_sources(pg_factory, tmp_path, source):
+    primary = pg_factory.primary()
+    marker = tmp_path / 'fault'
+    config = dict(dsn=direct_dsn(primary), duration=1)
+    if source == 'fault_at':
+        config['fault_at'] = time.time() + 0.5
+    else:
+        config['fault_marker_file'] = str(marker)
+    job = ProbeThread(**config)
+    job.start()
+    time.sleep(0.5)
+    marker.write_text('')
+    result = job.finish()
+    assert result['fault_time_source'] == source
+    # No failure after the fault: the first acknowledged write after it, within a few intervals.
+    assert 0 <= result['fault_to_first_write'] < 0.2
