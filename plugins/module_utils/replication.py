@@ -18,7 +18,7 @@ import decimal
 import os
 import re
 
-SLOT_NAME_RE = re.compile(r'^[a-z0-9_]{1,63}$')
+SLOT_NAME_RE = re.compile(r'\A[a-z0-9_]{1,63}\Z')
 
 # Minimum server version (server_version_num) of the optional slot features.
 SLOT_FEATURE_MIN_VERSION = {

@@ -21,7 +21,7 @@ description:
   - With O(expected_primary_absent), first asks each listed node whether it is a primary and
     refuses to promote when one is, to avoid a split brain.
 author:
-  - pgha.cluster contributors
+  - pgha.cluster contributors (@pgha)
 extends_documentation_fragment:
   - pgha.cluster.connection
 options:

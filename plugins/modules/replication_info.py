@@ -18,7 +18,7 @@ description:
     restart and C(synchronous_standby_names).
   - Read only. It never changes anything and always reports C(changed=false).
 author:
-  - pgha.cluster contributors
+  - pgha.cluster contributors (@pgha)
 extends_documentation_fragment:
   - pgha.cluster.connection
 options: {}

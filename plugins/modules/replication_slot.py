@@ -18,7 +18,7 @@ description:
   - The slot name is validated before any connection is opened.
   - Logical slots are created in the database of O(login_db) and need C(wal_level=logical).
 author:
-  - pgha.cluster contributors
+  - pgha.cluster contributors (@pgha)
 extends_documentation_fragment:
   - pgha.cluster.connection
 options:
