@@ -97,3 +97,14 @@ def test_unreachable_server_fails_clearly(pg_factory):
     wrong = run_module('replication_info', dict(primary.login_args(), login_password='wrong-Pw-7'))
     assert wrong.failed and 'password authentication failed' in wrong['msg']
     assert 'wrong-Pw-7' not in json.dumps(wrong)
+
+
+def test_monitoring_role_without_superuser(pg_factory):
+    primary = pg_factory.primary()
+    primary.sql("CREATE ROLE monitor LOGIN PASSWORD 'Monitor-pw-8' IN ROLE pg_monitor")
+    result = run_module('replication_info', dict(primary.login_args(), login_user='monitor',
+                                                 login_password='Monitor-pw-8'))
+    assert not result.failed, result
+    assert result['role'] == 'primary' and result['timeline'] == 1
+    assert result['system_identifier'].isdigit()
+    assert 'Monitor-pw-8' not in json.dumps(result)
