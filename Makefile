@@ -1,0 +1,95 @@
+# pgha.cluster — see README.md. Everything a target needs is installed by it.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+HA ?= $(shell sed -n 's/^pgha_default_ha: *//p' playbooks/vars/solutions.yml)
+VENV := .venv
+BIN := $(VENV)/bin
+COLLECTION_LINK := .cache/collections/ansible_collections/pgha/cluster
+# Molecule scenarios run by `make test`, in this order (shared topology together).
+MOLECULE_SCENARIOS ?= $(shell ls molecule | grep -v '^shared$$')
+PYTEST_ARGS ?=
+
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+
+.PHONY: help setup host-deps venv lab-image lab-up lab-down demo status test lint sanity pytest molecule build clean
+
+help:
+	@echo "make demo [HA=$(HA)]  set up everything, start the lab, deploy HA=<solution>, show the cluster"
+	@echo "make test             set up everything and run the whole test suite"
+	@echo "make lab-up|lab-down  create or remove the local lab of systemd containers"
+	@echo "make build            build the collection tarball"
+	@echo "make clean            remove the lab, the venv and caches"
+
+host-deps:
+	@echo "==> host packages"
+	@tools/install-host-deps
+
+$(BIN)/.installed: requirements.txt
+	@echo "==> python venv ($(VENV))"
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -r requirements.txt
+	@touch $@
+
+$(COLLECTION_LINK):
+	@mkdir -p $(dir $@)
+	@ln -sfn ../../../.. $@
+
+venv: $(BIN)/.installed $(COLLECTION_LINK)
+
+setup: host-deps venv
+
+lab-image: setup
+	@echo "==> lab base image"
+	@$(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=image
+
+lab-up: setup
+	@echo "==> lab up"
+	@$(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=present
+
+lab-down: venv
+	@echo "==> lab down"
+	@$(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=absent
+
+demo: lab-up
+	@echo "==> deploy ha=$(HA) on the lab"
+	@$(BIN)/ansible-playbook site.yml -e ha=$(HA)
+	@$(MAKE) --no-print-directory status
+
+status: venv
+	@$(BIN)/ansible-playbook playbooks/status.yml -e ha=$(HA)
+
+lint: venv
+	@echo "==> yamllint"
+	@$(BIN)/yamllint -s .
+	@echo "==> ansible-lint (production profile)"
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --profile production -q
+
+sanity: venv
+	@echo "==> ansible-test sanity"
+	@tools/ansible-test-sanity
+
+pytest: setup
+	@echo "==> unit and integration tests (real PostgreSQL and Pgpool-II on loopback)"
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+molecule: lab-image
+	@for scenario in $(MOLECULE_SCENARIOS); do \
+	  echo "==> molecule test -s $$scenario"; \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$scenario || exit 1; \
+	done
+
+test: setup lint sanity pytest molecule
+	@echo "==> all tests passed"
+
+build: venv
+	@mkdir -p build
+	@$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+clean:
+	-@test -x $(BIN)/ansible-playbook && $(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=absent >/dev/null
+	rm -rf $(VENV) .cache build tests/output

@@ -1,0 +1,26 @@
+"""Make testinfra reach podman lab nodes directly.
+
+Molecule hands testinfra its Ansible inventory. testinfra does not know the
+containers.podman.podman connection, so it would run one ansible process per
+check (seconds each). Hosts reached with that connection are switched to
+testinfra's own podman backend (`podman exec`), which is what Ansible does
+too, only without the overhead. Other hosts are left to the Ansible backend.
+"""
+import json
+import subprocess
+
+PODMAN_CONNECTIONS = ('containers.podman.podman', 'podman')
+
+
+def pytest_configure(config):
+    option = config.option
+    inventory = getattr(option, 'ansible_inventory', None)
+    if getattr(option, 'connection', None) != 'ansible' or not inventory or getattr(option, 'hosts', None):
+        return
+    listing = subprocess.run(['ansible-inventory', '-i', inventory, '--list'],
+                             check=True, capture_output=True, text=True)
+    hostvars = json.loads(listing.stdout).get('_meta', {}).get('hostvars', {})
+    hosts = sorted(hostvars)
+    if hosts and all(hostvars[h].get('ansible_connection') in PODMAN_CONNECTIONS for h in hosts):
+        option.connection = 'podman'
+        option.hosts = ','.join(hosts)
