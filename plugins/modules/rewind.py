@@ -526,11 +526,11 @@ def main():
         args = ['-D', data_directory, '--source-server', source_conninfo]
         if p['restore_target_wal']:
             args.append('--restore-target-wal')
-        if crashed and p['config_file']:
-            if version >= 15:
-                args += ['--config-file', p['config_file']]
-            else:
-                single_user_recovery(module, runner, data_directory, p['config_file'])
+        if p['config_file'] and version >= 15:
+            # used by pg_rewind for its own crash recovery and for restore_command
+            args += ['--config-file', p['config_file']]
+        elif crashed and p['config_file']:
+            single_user_recovery(module, runner, data_directory, p['config_file'])
         with TempPassfile(uid, gid, passfile_entries) as pf:
             rc, out, err = runner.run('pg_rewind', args, environ={'PGPASSFILE': pf.path}, check=False)
         if rc != 0:
