@@ -9,6 +9,8 @@ too, only without the overhead. Other hosts are left to the Ansible backend.
 import json
 import subprocess
 
+import pytest
+
 PODMAN_CONNECTIONS = ('containers.podman.podman', 'podman')
 
 
@@ -24,3 +26,9 @@ def pytest_configure(config):
     if hosts and all(hostvars[h].get('ansible_connection') in PODMAN_CONNECTIONS for h in hosts):
         option.connection = 'podman'
         option.hosts = ','.join(hosts)
+
+
+@pytest.fixture(scope='session')
+def lab_hosts(pytestconfig):
+    """Names of every node of the scenario (they resolve as DNS names too)."""
+    return [h.replace('podman://', '') for h in (pytestconfig.option.hosts or '').split(',') if h]

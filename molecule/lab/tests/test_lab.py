@@ -1,7 +1,4 @@
 """The lab nodes are real systemd hosts that can reach each other by name."""
-import pytest
-
-NODES = ['mol-pg1', 'mol-pg2', 'mol-pg3']
 
 
 def test_systemd_is_pid_one_and_running(host):
@@ -14,10 +11,11 @@ def test_journald_is_active(host):
     assert host.service('systemd-journald').is_running
 
 
-@pytest.mark.parametrize('peer', NODES)
-def test_nodes_resolve_and_reach_each_other(host, peer):
-    assert host.run('getent hosts %s' % peer).rc == 0
-    assert host.run('ping -c1 -W2 %s' % peer).rc == 0
+def test_nodes_resolve_and_reach_each_other(host, lab_hosts):
+    assert len(lab_hosts) == 3
+    for peer in lab_hosts:
+        assert host.run('getent hosts %s' % peer).rc == 0, peer
+        assert host.run('ping -c1 -W2 %s' % peer).rc == 0, peer
 
 
 def test_python_for_ansible(host):
