@@ -210,7 +210,7 @@ class Session:
                 cls._poll_connect(pgconn, limit, timeout)
             except ProbeError as exc:
                 pgconn.finish()
-                errors.append('%s: %s' % (label, exc.message))
+                errors.append('%s: %s' % (label, exc.message) if len(endpoint.attempts) > 1 else exc.message)
                 continue
             pgconn.nonblocking = 1
             return cls(pgconn, label)
@@ -672,7 +672,8 @@ class WriteProbe:
             run_id=cfg.run_id, endpoint_node=self.endpoint_node, acknowledged=len(acked_ids),
             attempts=self._attempts, errors=dict(self._errors, total=sum(self._errors.values())),
             first_error=self._first_error, last_error=self._last_error,
-            started=round(self._start_wall, 6), ended=round(self._wall(ended_mono), 6),
+            # Not 'started'/'finished': async_status reads those keys as the job's state.
+            run_started=round(self._start_wall, 6), run_ended=round(self._wall(ended_mono), 6),
             max_gap=None, max_gap_start=None, max_gap_end=None,
             trailing_gap=round(ended_mono - (acked_mono[-1] if acked_mono else self._start_mono), 4),
             fault_time=fault_time, fault_time_source=fault_source, fault_to_first_write=None,
@@ -693,9 +694,9 @@ class WriteProbe:
                           max_gap_end=round(self._wall(acked_mono[best + 1]), 6))
         if fault_time is not None:
             result['fault_to_first_write'] = self._outage_after(fault_time)
-            if not self._start_wall <= fault_time <= result['ended']:
+            if not self._start_wall <= fault_time <= result['run_ended']:
                 self.warnings.append('fault time %.3f lies outside the run (%.3f to %.3f): check the clocks'
-                                     % (fault_time, self._start_wall, result['ended']))
+                                     % (fault_time, self._start_wall, result['run_ended']))
         present = verification['present']
         if present is not None:
             acked = set(acked_ids)

@@ -24,10 +24,10 @@ description:
     silent network partition cannot hold the probe; it starts no attempt after O(duration).
   - Meant to run with C(async) and C(poll=0) while the playbook injects a fault; see the examples.
   - In check mode the probe only checks that O(dsn) reaches a primary, writes nothing and returns
-    RV(skipped=true) and RV(changed=false).
+    RV(skipped=true) with C(changed=false).
   - The measuring core is also usable without Ansible, see C(plugins/module_utils/probe.py).
 author:
-  - pgha.cluster maintainers
+  - pgha.cluster contributors (@pgha)
 options:
   dsn:
     description:
@@ -148,8 +148,11 @@ requirements:
   - psycopg >= 3.1
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
+    details: Only checks that O(dsn) reaches a primary; measures nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
 '''
 
@@ -273,12 +276,14 @@ last_error:
   returned: success
   type: dict
   sample: {"time": 1714558520.311, "kind": "connect", "message": "10.0.0.11:5432 connection refused"}
-started:
-  description: Epoch time the writing started.
+run_started:
+  description:
+    - Epoch time the writing started.
+    - Not named C(started), which C(async_status) would read as the job's state.
   returned: success
   type: float
   sample: 1714558502.0012
-ended:
+run_ended:
   description: Epoch time the writing and the side threads stopped.
   returned: success
   type: float

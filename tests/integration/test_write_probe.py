@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -24,7 +25,7 @@ def direct_dsn(inst):
 
 def multi_host_dsn(*instances):
     return ('host=%s port=%s user=postgres dbname=postgres target_session_attrs=read-write'
-            % (','.join('127.0.0.1' for _ in instances), ','.join(str(i.port) for i in instances)))
+            % (','.join('127.0.0.1' for dummy in instances), ','.join(str(i.port) for i in instances)))
 
 
 def label(inst):
@@ -207,7 +208,7 @@ def test_two_primaries_are_reported_as_split_brain(pg_factory):
     result = job.finish()
     assert result['split_brain_count'] >= 5
     assert result['split_brain'][0]['nodes'] == [label(first), label(second)]
-    assert result['split_brain'][0]['end'] >= result['split_brain'][0]['start'] >= result['started']
+    assert result['split_brain'][0]['end'] >= result['split_brain'][0]['start'] >= result['run_started']
 
 
 def test_paused_standby_gives_stale_reads(pg_factory):
@@ -229,7 +230,8 @@ def test_frozen_server_cannot_hold_the_probe(pg_factory):
     job = ProbeThread(dsn=direct_dsn(primary), duration=2.5, connect_timeout=0.3, write_timeout=0.3)
     job.start()
     wait_acked(job.probe, 20)
-    children = subprocess.run(['pgrep', '-P', str(postmaster)], capture_output=True, text=True).stdout.split()
+    children = subprocess.run(['pgrep', '-P', str(postmaster)], capture_output=True, text=True,
+                              check=False).stdout.split()
     frozen = [postmaster] + [int(pid) for pid in children]
     started = time.monotonic()
     try:
@@ -246,20 +248,66 @@ def test_frozen_server_cannot_hold_the_probe(pg_factory):
     assert result['trailing_gap'] > 0.5 or result['max_gap'] > 0.5
 
 
-@pytest.mark.parametrize('source', ['fault_at', 'marker_mtime'])
-def test_fault_time_sources(pg_factory, tmp_path, source):
+def test_fault_time_sources(pg_factory, tmp_path):
     primary = pg_factory.primary()
     marker = tmp_path / 'fault'
-    config = dict(dsn=direct_dsn(primary), duration=1)
-    if source == 'fault_at':
-        config['fault_at'] = time.time() + 0.5
-    else:
-        config['fault_marker_file'] = str(marker)
-    job = ProbeThread(**config)
-    job.start()
-    time.sleep(0.5)
-    marker.write_text('')
-    result = job.finish()
-    assert result['fault_time_source'] == source
-    # No failure after the fault: the first acknowledged write after it, within a few intervals.
-    assert 0 <= result['fault_to_first_write'] < 0.2
+    for source, config in (('fault_at', dict(fault_at=time.time() + 0.5)),
+                           ('marker_mtime', dict(fault_marker_file=str(marker)))):
+        job = ProbeThread(dsn=direct_dsn(primary), duration=1, **config)
+        job.start()
+        time.sleep(0.5)
+        marker.write_text('')  # empty: the modification time is the fault time
+        result = job.finish()
+        assert result['fault_time_source'] == source
+        # Nothing failed after the fault: the first acknowledged write after it, within a few intervals.
+        assert 0 <= result['fault_to_first_write'] < 0.2
+        marker.unlink()
+
+
+PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Start the probe in the background
+      pgha.cluster.write_probe:
+        dsn: "{{ dsn }}"
+        password: "{{ pw }}"
+        duration: 6
+        fault_marker_file: "{{ marker }}"
+        verify_dsns: ["{{ dsn }}"]
+      async: 60
+      poll: 0
+      register: job
+    - name: Mark the fault
+      ansible.builtin.shell: date +%s.%N > {{ marker }}
+    - name: Collect the report
+      ansible.builtin.async_status:
+        jid: "{{ job.ansible_job_id }}"
+      register: probe
+      until: probe.finished
+      retries: 40
+      delay: 0.5
+    - name: Keep it for the test
+      ansible.builtin.copy:
+        content: "{{ probe | to_json }}"
+        dest: "{{ out }}"
+"""
+
+
+def test_async_playbook_with_marker_file(pg_factory, tmp_path):
+    primary = pg_factory.primary()
+    playbook, out, variables = tmp_path / 'drill.yml', tmp_path / 'out.json', tmp_path / 'vars.json'
+    playbook.write_text(PLAYBOOK)
+    variables.write_text(json.dumps(dict(dsn=direct_dsn(primary), pw=SUPERUSER_PASSWORD, marker=str(tmp_path / 'fault'),
+                                         out=str(out), ansible_python_interpreter=sys.executable)))
+    bin_dir = os.path.dirname(sys.executable)
+    run = subprocess.run([os.path.join(bin_dir, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+                          '-e', '@' + str(variables), str(playbook)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result['finished'] and not result.get('failed'), result
+    assert result['acknowledged'] > 100 and result['lost_count'] == 0
+    assert result['fault_time_source'] == 'marker_content'
+    assert result['run_started'] < result['fault_time'] < result['run_ended']
+    assert SUPERUSER_PASSWORD not in run.stdout + out.read_text()
