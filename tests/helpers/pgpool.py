@@ -3,7 +3,8 @@
 Used by the ``pgpool_node`` module tests and reusable by later Pgpool-II
 tests (the role, the write probe)::
 
-    from tests.helpers.pgpool import pgpool_factory  # noqa: F401  (fixture)
+    from tests.helpers import pgpool as pgpool_helpers
+    pgpool_factory = pgpool_helpers.pgpool_factory   # makes the fixture visible
 
     def test_x(pg_factory, pgpool_factory):
         primary = pg_factory.primary()
@@ -11,6 +12,9 @@ tests (the role, the write probe)::
         pool = pgpool_factory.start([primary, standby])
         pool.node_info(1)       # parsed ``pcp_node_info --verbose``
         pool.sql('SHOW pool_nodes')
+
+or, for a fixture of any scope, ``primary_standby_pgpool(pg_bin_dir, base_dir)``
+(a context manager yielding ``(primary, standby, pool)``).
 
 Everything lives in a temporary directory: pgpool.conf, pcp.conf, pool_hba.conf,
 pool_passwd, the pid file, the pgpool_status file and the Unix sockets. The

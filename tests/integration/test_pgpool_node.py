@@ -57,6 +57,12 @@ def test_read_state(unchanged_cluster, module_runner):
     assert isinstance(node['weight'], float)
     no_secret(result, pool.pcp_password)
 
+    # The same through the PCP Unix socket (pcp_host is its directory).
+    by_socket = module_runner(MODULE, dict(pool.pcp_args(), pcp_host=pool.base_dir, node_id=1))
+    assert not by_socket.failed, by_socket
+    assert by_socket.changed is False
+    assert by_socket['node_before']['port'] == standby.port
+
 
 def test_detach_idempotent_then_attach_back(cluster, module_runner):
     primary, standby, pool = cluster
