@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: standby_clone vs plain pg_basebackup, and rewind vs a fresh clone.
 
 Real PostgreSQL servers on loopback (the host's server binaries), a ~1 GiB
@@ -110,7 +109,7 @@ def machine():
         with open('/proc/meminfo') as handle:
             mem = '%.1f GiB' % (int(handle.readline().split()[1]) / 1024 / 1024)
     version = subprocess.run([os.path.join(find_bin_dir(), 'postgres'), '--version'], capture_output=True,
-                             text=True).stdout.strip()
+                             text=True, check=False).stdout.strip()
     return dict(host=platform.node(), kernel=platform.release(), cpu=cpu, cpus=os.cpu_count(), memory=mem,
                 postgresql=version, python=platform.python_version())
 
@@ -134,7 +133,7 @@ def main():
         os.chmod(workdir, 0o777)
     bench = Bench(workdir, bin_dir, os_user)
     settings = {'shared_buffers': '256MB', 'max_wal_size': '4GB', 'wal_keep_size': '2GB'}
-    results = dict(date=subprocess.run(['date'], capture_output=True, text=True).stdout.strip(),
+    results = dict(date=subprocess.run(['date'], capture_output=True, text=True, check=True).stdout.strip(),
                    machine=machine(), scale=opts.scale, repeat=opts.repeat, server_settings=settings,
                    command='.venv/bin/python benchmarks/clone_rewind.py --scale %d --repeat %d'
                            % (opts.scale, opts.repeat))
@@ -144,9 +143,9 @@ def main():
         primary.start()
         primary.create_replication_user()
         print('pgbench -i -s %d ...' % opts.scale, flush=True)
-        init_s, _ = timed(lambda: primary.run('pgbench', '-i', '-q', '-s', str(opts.scale), '-h', '127.0.0.1',
-                                              '-p', str(primary.port), '-U', 'postgres', 'postgres',
-                                              env={'PGPASSWORD': SUPERUSER_PASSWORD}))
+        init_s, dummy = timed(lambda: primary.run('pgbench', '-i', '-q', '-s', str(opts.scale), '-h', '127.0.0.1',
+                                                  '-p', str(primary.port), '-U', 'postgres', 'postgres',
+                                                  env={'PGPASSWORD': SUPERUSER_PASSWORD}))
         primary.sql('CHECKPOINT')
         results['database_bytes'] = primary.scalar("SELECT pg_database_size('postgres')")
         results['pgbench_init_seconds'] = round(init_s, 2)
@@ -162,7 +161,7 @@ def main():
             print('standby_clone #%d: %.2fs (module duration %.2fs)' % (rep, seconds, result['duration']), flush=True)
             shutil.rmtree(target.data_directory)
             target = bench.instance('clone_plain_%d' % rep)
-            seconds, _ = timed(lambda: plain_basebackup(primary, target))
+            seconds, dummy = timed(lambda: plain_basebackup(primary, target))
             plain_times.append(seconds)
             print('pg_basebackup  #%d: %.2fs' % (rep, seconds), flush=True)
             shutil.rmtree(target.data_directory)
@@ -197,10 +196,10 @@ def main():
                            replication_password=REPLICATION_PASSWORD, application_name='old_primary',
                            settings={'port': primary.port}, os_user=os_user or 'postgres')
         rewind_s, rewind_result = timed(lambda: run_module('rewind', rewind_args))
-        print('rewind: %.2fs (method %s, crash recovery %s)' % (rewind_s, rewind_result['method'],
-                                                              rewind_result['crash_recovery']), flush=True)
-        reclone_s, reclone_result = timed(lambda: run_module('standby_clone', clone_args(new_primary, copy,
-                                                                                       force=True)))
+        print('rewind: %.2fs (method %s, crash recovery %s)'
+              % (rewind_s, rewind_result['method'], rewind_result['crash_recovery']), flush=True)
+        reclone_s, reclone_result = timed(
+            lambda: run_module('standby_clone', clone_args(new_primary, copy, force=True)))
         print('re-clone: %.2fs' % reclone_s, flush=True)
         # the rewound node really follows the new primary
         primary.start()

@@ -34,7 +34,7 @@ description:
     target is cleanly shut down; it never stops, recovers or writes anything.
 version_added: 0.1.0
 author:
-  - pgha.cluster contributors
+  - pgha.cluster contributors (@pgha)
 options:
   data_directory:
     description:
@@ -110,7 +110,7 @@ options:
     type: str
   settings:
     description:
-      - Extra server settings written to C(postgresql.auto.conf) after the rewind, for example V({port: 5433}).
+      - Extra server settings written to C(postgresql.auto.conf) after the rewind, for example a node-specific C(port).
         C(pg_rewind) copies the source's configuration files that live in the data directory, so node-specific
         settings kept there must be given here.
     type: dict

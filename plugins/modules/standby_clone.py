@@ -31,7 +31,7 @@ description:
     what it would do and changes nothing.
 version_added: 0.1.0
 author:
-  - pgha.cluster contributors
+  - pgha.cluster contributors (@pgha)
 options:
   data_directory:
     description:
@@ -122,8 +122,8 @@ options:
     default: true
   settings:
     description:
-      - Extra server settings written to C(postgresql.auto.conf) of the standby and kept there, for example
-        V({port: 5433}) when the copied C(postgresql.conf) (which comes from the primary) is not the right one.
+      - Extra server settings written to C(postgresql.auto.conf) of the standby and kept there, for example a
+        node-specific C(port) when the copied C(postgresql.conf) (which comes from the primary) does not fit.
       - Settings that need a restart are reported in RV(restart_required).
     type: dict
     default: {}
@@ -380,7 +380,7 @@ def main():
         reconfigure(module, runner, result, data_directory, wanted, repl, uid, gid, bin_dir)
     else:
         if target['kind'] in ('cluster', 'other'):
-            if server_running(module, bin_dir, data_directory):
+            if server_running(module, bin_dir, data_directory, module.params['os_user']):
                 module.fail_json(msg="A PostgreSQL server is running on data_directory '%s'; stop it first (this "
                                      "module never replaces a running server, even with force)" % data_directory)
             if not p['force']:
@@ -415,7 +415,7 @@ def main():
             if target['kind'] in ('cluster', 'other'):
                 result['moved_aside_to'] = '%s.pgha-moved-<timestamp>' % data_directory
 
-    if p['start'] and not module.check_mode and not server_running(module, bin_dir, data_directory, settle=0):
+    if p['start'] and not module.check_mode and not server_running(module, bin_dir, data_directory, module.params['os_user'], settle=0):
         runner.start(data_directory, p['start_log_file'] or default_log_file(data_directory))
         result['started'] = True
         result['changed'] = True
@@ -456,7 +456,7 @@ def reconfigure(module, runner, result, data_directory, wanted, repl, uid, gid, 
             result['diff'] = dict(before_header=os.path.join(data_directory, 'postgresql.auto.conf'),
                                   after_header=os.path.join(data_directory, 'postgresql.auto.conf'),
                                   before=applied['before'], after=applied['after'])
-        running = server_running(module, bin_dir, data_directory, settle=0)
+        running = server_running(module, bin_dir, data_directory, module.params['os_user'], settle=0)
         contexts = setting_contexts(module, bin_dir) if running else {}
         result['restart_required'] = sorted(k for k in applied['changed_settings']
                                             if contexts.get(k) == 'postmaster')

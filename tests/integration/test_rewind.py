@@ -3,7 +3,6 @@ import hashlib
 import json
 import os
 
-from ansible_collections.pgha.cluster.plugins.module_utils.standby import processes_using
 from tests.helpers.fixtures import REPLICATION_PASSWORD, SUPERUSER_PASSWORD, run_module, wait_for
 from tests.integration.test_standby_clone import clone_args
 
