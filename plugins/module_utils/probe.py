@@ -116,7 +116,7 @@ class Endpoint:
     under its own deadline, in the order libpq would use.
     """
 
-    def __init__(self, dsn, password=None, option='dsn'):
+    def __init__(self, dsn, password=None, option='dsn', defaults=None):
         if not HAS_PSYCOPG:
             raise ProbeConfigError('psycopg (version 3) is required')
         if not isinstance(dsn, str) or not dsn.strip():
@@ -149,6 +149,8 @@ class Endpoint:
             raise ProbeConfigError('%s lists %d hosts, %d hostaddrs and %d ports: give one port or one '
                                    'per host' % (option, len(hosts), len(hostaddrs), len(ports)))
         common.setdefault('application_name', APPLICATION_NAME)
+        for key, value in (defaults or {}).items():
+            common.setdefault(key, value)
         if password:
             common['password'] = password
         self.attempts = []
@@ -304,19 +306,25 @@ class ProbeConfig:
         self.fault_marker_file = fault_marker_file or None
         self.create_table = bool(create_table)
         self.cleanup = bool(cleanup)
-        self.endpoint = Endpoint(dsn, password, 'dsn')
-        self.verify_endpoints = [Endpoint(d, password, 'verify_dsns[%d]' % i) for i, d in enumerate(verify_dsns or [])]
-        self.split_brain_endpoints = [Endpoint(d, password, 'split_brain_dsns[%d]' % i)
+        defaults = {}
+        if HAS_PSYCOPG and pq.version() >= 120000:
+            # Lets the kernel drop a connection whose data goes unacknowledged (silent partition).
+            defaults['tcp_user_timeout'] = str(int(self.write_timeout * 1000))
+        self.endpoint = Endpoint(dsn, password, 'dsn', defaults)
+        self.verify_endpoints = [Endpoint(d, password, 'verify_dsns[%d]' % i, defaults)
+                                 for i, d in enumerate(verify_dsns or [])]
+        self.split_brain_endpoints = [Endpoint(d, password, 'split_brain_dsns[%d]' % i, defaults)
                                       for i, d in enumerate(split_brain_dsns or [])]
         if len(self.split_brain_endpoints) == 1:
             raise ProbeConfigError('split_brain_dsns needs the direct DSN of every node (at least two)')
-        self.read_endpoint = Endpoint(read_dsn, password, 'read_dsn') if read_dsn else None
+        self.read_endpoint = Endpoint(read_dsn, password, 'read_dsn', defaults) if read_dsn else None
 
     def settings(self):
         """Every setting that shapes the numbers, to report beside them."""
         return dict(
             endpoint=self.endpoint.dsn, duration=self.duration, interval_ms=self.interval_ms,
             connect_timeout=self.connect_timeout, write_timeout=self.write_timeout, table=self.table,
+            tcp_user_timeout=self.endpoint.attempts[0][1].get('tcp_user_timeout'),
             split_brain_interval_ms=self.split_brain_interval_ms if self.split_brain_endpoints else None,
             stale_read_bound_ms=self.stale_read_bound_ms if self.read_endpoint else None,
             verify_nodes=[e.label for e in self.verify_endpoints],

@@ -414,7 +414,7 @@ settings:
   returned: always
   type: dict
   sample: {"endpoint": "host=10.0.0.100 user=postgres", "duration": 60.0, "interval_ms": 10, "connect_timeout": 1.0,
-           "write_timeout": 2.0, "table": "pgha_write_probe", "split_brain_interval_ms": 200, "stale_read_bound_ms": null,
+           "write_timeout": 2.0, "tcp_user_timeout": "2000", "table": "pgha_write_probe", "split_brain_interval_ms": 200, "stale_read_bound_ms": null,
            "verify_nodes": ["10.0.0.11:5432", "10.0.0.12:5432"], "split_brain_nodes": [], "read_endpoint": null, "report_cap": 100}
 '''
 

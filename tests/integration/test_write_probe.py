@@ -10,8 +10,6 @@ import sys
 import threading
 import time
 
-import pytest
-
 from ansible_collections.pgha.cluster.plugins.module_utils.probe import ProbeConfig, WriteProbe
 from tests.helpers.fixtures import SUPERUSER_PASSWORD, free_port, run_module, wait_for
 

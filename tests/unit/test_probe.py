@@ -33,6 +33,12 @@ def test_multi_host_dsn_is_split_in_libpq_order():
     assert first['application_name'] == core.APPLICATION_NAME
 
 
+def test_config_bounds_tcp_retransmissions_by_the_write_timeout():
+    config = ProbeConfig(dsn='host=a user=u tcp_user_timeout=9000', read_dsn='host=b', duration=5, write_timeout=1.5)
+    assert config.endpoint.attempts[0][1]['tcp_user_timeout'] == '9000'  # the user's choice wins
+    assert config.read_endpoint.attempts[0][1]['tcp_user_timeout'] == '1500'
+
+
 def test_one_port_applies_to_every_host_and_uris_work():
     assert Endpoint('postgresql://u@a:6000,b:6001/db').label == 'a:6000,b:6001'
     # As in libpq, a host without its own port in a URI uses the default one.
