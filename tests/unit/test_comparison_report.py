@@ -1,0 +1,61 @@
+"""The report renderer summarises exactly what the results say."""
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+
+import comparison_report  # noqa: E402
+
+
+def drill(fault, gap, lost=0, split=0, rejoin=3.0):
+    return {'fault': fault, 'max_gap': gap, 'fault_to_first_write': gap + 0.1, 'lost_count': lost,
+            'acknowledged': 100, 'split_brain_count': split, 'rejoin_seconds': rejoin, 'rejoined': True,
+            'rejoin_method': 'rewind'}
+
+
+def test_summary_median_worst_and_totals():
+    rows = comparison_report.summarise({'drills': [drill('switchover', 1.0), drill('host_crash', 8.0, lost=1),
+                                                   drill('host_crash', 6.0), drill('host_crash', 30.0, split=2)]})
+    assert [r['fault'] for r in rows] == ['host_crash', 'switchover']
+    crash = rows[0]
+    assert crash['runs'] == 3
+    assert crash['rto_median'] == 8.0
+    assert crash['rto_worst'] == 30.0
+    assert crash['lost'] == 1
+    assert crash['split_brain'] == 2
+    assert crash['acknowledged'] == 300
+
+
+def test_manual_failover_is_not_scored_as_automatic():
+    facts = {'streaming': {'automatic_failover': False, 'license': 'PostgreSQL', 'redundancy': 'x', 'monitoring': 'y'}}
+    summaries = [{'rows': comparison_report.summarise({'drills': [drill('host_crash', 12.0)]}), 'deploy': {'replicas': 2}}]
+    scored = comparison_report.score('streaming', facts, summaries)
+    assert scored['failover'].startswith('manual only')
+    assert '2 streaming replica' in scored['redundancy']
+
+
+def test_renders_report_and_chart(tmp_path):
+    results = tmp_path / 'results'
+    results.mkdir()
+    for profile, gap in (('stock', 35.0), ('tuned', 8.0)):
+        (results / ('patroni-%s.json' % profile)).write_text(json.dumps({
+            'ha': 'patroni', 'profile': profile, 'settings': {'ttl': 30 if profile == 'stock' else 6},
+            'deploy': {'cold_seconds': 100, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
+            'drills': [drill('host_crash', gap), drill('host_crash', gap + 1)],
+            'machine': {'hostname': 'lab', 'cpus': 2, 'kernel': '6.1'}, 'started': 'a', 'finished': 'b'}))
+    facts = tmp_path / 'facts.yml'
+    with open(os.path.join(REPO, 'playbooks', 'vars', 'solution_facts.yml')) as handle:
+        facts.write_text(yaml.safe_dump(yaml.safe_load(handle)))
+    output = tmp_path / 'comparison.md'
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
+                    '--facts', str(facts), '--output', str(output)], check=True)
+    report = output.read_text()
+    assert '| host_crash | 2 | 35.5 / 36.0 |' in report
+    assert '| host_crash | 2 | 8.5 / 9.0 |' in report
+    assert report.index('stock settings') < report.index('tuned settings')
+    assert (tmp_path / 'comparison.png').stat().st_size > 1000

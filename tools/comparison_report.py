@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Render the measured comparison: docs/comparison.md and a chart.
+
+Input: the JSON files playbooks/compare.yml writes, one per solution and
+settings profile (docs/comparison/results/<ha>-<profile>.json). Output: the
+Markdown report from playbooks/templates/comparison.md.j2 and a PNG chart of
+the write outage per solution and fault class (median bar, worst marker).
+
+    tools/comparison_report.py --results docs/comparison/results \
+        --facts playbooks/vars/solution_facts.yml --output docs/comparison.md
+
+Nothing here measures anything: every number printed comes from the JSON.
+"""
+import argparse
+import glob
+import json
+import os
+import statistics
+import sys
+
+import jinja2
+import yaml
+
+FAULT_ORDER = ['host_crash', 'postgres_kill', 'network_partition', 'switchover']
+
+
+def load_results(results_dir):
+    runs = []
+    for path in sorted(glob.glob(os.path.join(results_dir, '*.json'))):
+        with open(path) as handle:
+            runs.append(json.load(handle))
+    if not runs:
+        raise SystemExit('no result files in %s' % results_dir)
+    return runs
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
+def _worst(values):
+    values = [v for v in values if v is not None]
+    return round(max(values), 2) if values else None
+
+
+def summarise(result):
+    """One row per fault class: median and worst of every measured quantity."""
+    rows = []
+    faults = sorted({d['fault'] for d in result.get('drills', [])},
+                    key=lambda f: FAULT_ORDER.index(f) if f in FAULT_ORDER else 99)
+    for fault in faults:
+        drills = [d for d in result['drills'] if d['fault'] == fault]
+        gaps = [d.get('max_gap') for d in drills]
+        recover = [d.get('fault_to_first_write') for d in drills]
+        rejoin = [d.get('rejoin_seconds') for d in drills]
+        rows.append({
+            'fault': fault,
+            'runs': len(drills),
+            'rto_median': _median(gaps),
+            'rto_worst': _worst(gaps),
+            'recovery_median': _median(recover),
+            'recovery_worst': _worst(recover),
+            'lost': sum(int(d.get('lost_count') or 0) for d in drills),
+            'acknowledged': sum(int(d.get('acknowledged') or 0) for d in drills),
+            'split_brain': sum(int(d.get('split_brain_count') or 0) for d in drills),
+            'rejoin_median': _median(rejoin),
+            'rejoined': sum(1 for d in drills if d.get('rejoined')),
+            'rejoin_methods': sorted({d.get('rejoin_method') for d in drills if d.get('rejoin_method')}),
+            'failed': sum(1 for d in drills if d.get('error')),
+        })
+    return rows
+
+
+def score(ha, facts, summaries):
+    """The study's four requirements, each with the evidence behind it."""
+    fact = facts.get(ha, {})
+    crash = [row for s in summaries for row in s['rows'] if row['fault'] == 'host_crash']
+    lost = sum(row['lost'] for s in summaries for row in s['rows'])
+    split = sum(row['split_brain'] for s in summaries for row in s['rows'])
+    best_crash = min((r['rto_median'] for r in crash if r['rto_median'] is not None), default=None)
+    replicas = max((s['deploy'].get('replicas', 0) for s in summaries), default=0)
+    if fact.get('automatic_failover') and best_crash is not None:
+        failover = 'automatic, median write outage %.1f s after a host crash' % best_crash
+    elif fact.get('automatic_failover'):
+        failover = 'automatic (host crash not measured in this run)'
+    elif best_crash is not None:
+        failover = 'manual only; %.1f s when the failover playbook runs right after the crash' % best_crash
+    else:
+        failover = 'manual only'
+    return {
+        'redundancy': '%s; %d streaming replica(s) after deployment' % (fact.get('redundancy', '?'), replicas),
+        'failover': '%s; %d acknowledged write(s) lost, %d split-brain observation(s)' % (failover, lost, split),
+        'monitoring': fact.get('monitoring', '?'),
+        'open_source': fact.get('license', '?'),
+    }
+
+
+def plot(groups, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    labels = []
+    medians = []
+    worsts = []
+    for group in groups:
+        for row in group['rows']:
+            if row['rto_median'] is None:
+                continue
+            labels.append('%s (%s)\n%s' % (group['ha'], group['profile'], row['fault']))
+            medians.append(row['rto_median'])
+            worsts.append(row['rto_worst'])
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(labels)), 4.5))
+    positions = range(len(labels))
+    ax.bar(positions, medians, color='#4C72B0', label='median')
+    ax.scatter(positions, worsts, color='#C44E52', marker='_', s=400, linewidths=3, label='worst', zorder=3)
+    ax.set_xticks(list(positions))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel('longest gap between acknowledged writes (s)')
+    ax.set_title('Write outage per solution and fault')
+    ax.legend()
+    ax.grid(axis='y', alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def build_context(runs, facts):
+    groups = []
+    for result in runs:
+        groups.append({
+            'ha': result['ha'],
+            'profile': result.get('profile', 'default'),
+            'settings': result.get('settings', {}),
+            'deploy': result.get('deploy', {}),
+            'rows': summarise(result),
+            'machine': result.get('machine', {}),
+            'started': result.get('started'),
+            'finished': result.get('finished'),
+        })
+    order = list(facts)
+    groups.sort(key=lambda g: (order.index(g['ha']) if g['ha'] in order else 99, g['profile'] != 'stock'))
+    solutions = []
+    for ha in sorted({g['ha'] for g in groups}, key=lambda h: order.index(h) if h in order else 99):
+        mine = [g for g in groups if g['ha'] == ha]
+        solutions.append({'ha': ha, 'facts': facts.get(ha, {}), 'score': score(ha, facts, mine)})
+    return {'groups': groups, 'solutions': solutions, 'runs': runs}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--results', required=True, help='directory of <ha>-<profile>.json files')
+    parser.add_argument('--facts', required=True, help='solution facts YAML (pgha_solution_facts)')
+    parser.add_argument('--template', default=os.path.join(os.path.dirname(__file__), '..', 'playbooks',
+                                                           'templates', 'comparison.md.j2'))
+    parser.add_argument('--output', required=True, help='Markdown report to write')
+    parser.add_argument('--chart', help='PNG chart to write (default: next to the report)')
+    args = parser.parse_args(argv)
+
+    with open(args.facts) as handle:
+        facts = yaml.safe_load(handle)['pgha_solution_facts']
+    context = build_context(load_results(args.results), facts)
+    chart = args.chart or os.path.splitext(args.output)[0] + '.png'
+    context['chart'] = os.path.relpath(chart, os.path.dirname(os.path.abspath(args.output)))
+    context['results_dir'] = os.path.relpath(args.results, os.path.dirname(os.path.abspath(args.output)))
+    plot(context['groups'], chart)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.dirname(os.path.abspath(args.template))),
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    report = env.get_template(os.path.basename(args.template)).render(**context)
+    with open(args.output, 'w') as handle:
+        handle.write(report)
+    print('wrote %s and %s' % (args.output, chart))
+
+
+if __name__ == '__main__':
+    sys.exit(main())
