@@ -536,8 +536,12 @@ def main():
         if rc != 0:
             message = (err or out).strip()
             if p['fallback'] != 'reclone':
-                module.fail_json(msg='pg_rewind failed (rc=%d): %s. Set fallback: reclone to clone the node afresh '
-                                     'instead.' % (rc, message), **result)
+                hint = ''
+                if 'configuration file' in message and not p['config_file']:
+                    hint = ' The node keeps its configuration outside the data directory: set config_file (Debian: ' \
+                           '/etc/postgresql/<version>/<cluster>/postgresql.conf).'
+                module.fail_json(msg='pg_rewind failed (rc=%d): %s.%s Set fallback: reclone to clone the node afresh '
+                                     'instead.' % (rc, message, hint), **result)
             reason = 'pg_rewind failed: %s' % (message.splitlines() or ['rc=%d' % rc])[-1]
             target = inspect_directory(module, bin_dir, data_directory)
         else:

@@ -175,3 +175,28 @@ def test_no_wal_log_hints_falls_back_to_reclone(pg_factory):
     assert result['method'] == 'reclone' and 'wal_log_hints' in result['fallback_reason']
     assert result['bytes_copied'] > 0
     follows(old, new, 4)
+
+
+def test_crashed_node_with_configuration_outside_the_data_directory(pg_factory, tmp_path):
+    """Debian layout: postgresql.conf under /etc; crash recovery must be given config_file."""
+    old, new = failover(pg_factory)
+    with open(os.path.join(old.data_directory, 'postmaster.pid')) as handle:
+        pid = int(handle.readline())
+    old.kill9()
+    wait_for(lambda: dead(pid), what='postmaster killed')
+    etc = tmp_path / 'etc'
+    etc.mkdir()
+    config_file = str(etc / 'postgresql.conf')
+    os.rename(os.path.join(old.data_directory, 'postgresql.conf'), config_file)
+    os.chmod(str(etc), 0o755)
+    os.chmod(config_file, 0o644)
+
+    # without config_file the single-user crash recovery cannot find the configuration: a clear failure
+    missing = run_module('rewind', rewind_args(old, new))
+    assert missing.failed and 'pg_rewind failed' in missing['msg'] and 'set config_file' in missing['msg']
+
+    result = run_module('rewind', rewind_args(old, new, config_file=config_file, start=True))
+    assert not result.failed, result.get('msg', result)
+    assert result['method'] == 'rewind' and result['crash_recovery'] is True
+    assert any('--config-file' in c for c in result['commands'])
+    follows(old, new, 5)
