@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -125,6 +126,8 @@ def main():
     parser.add_argument('--markdown', default=os.path.join(REPO_ROOT, 'docs', 'benchmarks', 'clone_rewind.md'))
     opts = parser.parse_args()
 
+    # SIGTERM runs the cleanup below too (servers stopped, work directory removed)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     bin_dir = find_bin_dir()
     os_user = 'postgres' if os.geteuid() == 0 else None
     workdir = opts.workdir or tempfile.mkdtemp(prefix='pgha-bench-')
@@ -135,6 +138,7 @@ def main():
     settings = {'shared_buffers': '256MB', 'max_wal_size': '4GB', 'wal_keep_size': '2GB'}
     results = dict(date=subprocess.run(['date'], capture_output=True, text=True, check=True).stdout.strip(),
                    machine=machine(), scale=opts.scale, repeat=opts.repeat, server_settings=settings,
+                   load_average_at_start=[round(x, 2) for x in os.getloadavg()],
                    command='.venv/bin/python benchmarks/clone_rewind.py --scale %d --repeat %d'
                            % (opts.scale, opts.repeat))
     try:
@@ -223,6 +227,7 @@ def main():
             shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(_COLLECTIONS_ROOT, ignore_errors=True)
 
+    results['load_average_at_end'] = [round(x, 2) for x in os.getloadavg()]
     os.makedirs(os.path.dirname(opts.json), exist_ok=True)
     with open(opts.json, 'w') as handle:
         json.dump(results, handle, indent=2, sort_keys=True)
@@ -240,6 +245,8 @@ def markdown(r):
 
 Measured on {date} on `{host}` ({cpus} vCPU {cpu}, {memory} RAM, Linux {kernel}), {pg}.
 Servers on loopback in one machine: no network cost, so the clone times are disk/CPU bound.
+The machine was shared with other work (load average {load1} at the start, {load2} at the end), so single runs
+are noisy: read the medians.
 
 Reproduce (as root, from the repository root):
 
@@ -282,7 +289,9 @@ Notes: the test servers run with `fsync = off` (harness default), `shared_buffer
            ratio=c['overhead_ratio'], copied=c['bytes_copied'] / 2 ** 30, div_s=j['divergence_seconds'],
            div_mb=j['diverged_wal_bytes'] / 2 ** 20, method=j['rewind_method'], rw=j['rewind_seconds'],
            rc=j['reclone_seconds'], rc_gib=j['reclone_bytes_copied'] / 2 ** 30, speedup=j['speedup'],
-           sb=r['server_settings']['shared_buffers'])
+           sb=r['server_settings']['shared_buffers'],
+           load1=' / '.join('%.2f' % x for x in r['load_average_at_start']),
+           load2=' / '.join('%.2f' % x for x in r['load_average_at_end']))
 
 
 if __name__ == '__main__':
