@@ -292,10 +292,12 @@ def drop_slot(module, conn, slot, result):
             queries.append('SELECT pg_catalog.pg_terminate_backend(%s)' % slot.get('active_pid'))
         queries.append(drop)
         return
-    # A streaming standby reconnects within wal_retrieve_retry_interval; loop a
-    # few times (bounded) so a reconnect between terminate and drop is handled.
+    # A streaming standby reconnects at once when its walsender is terminated
+    # and may re-acquire the slot before the drop: terminate whoever holds the
+    # slot and drop as soon as it is free, again and again until a deadline.
     deadline = time.monotonic() + max(10, params['connect_timeout'] * 2)
-    while True:
+    last_error = None
+    while time.monotonic() < deadline:
         current = get_slot(conn, params['name'])
         if current is None:
             return
@@ -306,19 +308,25 @@ def drop_slot(module, conn, slot, result):
         if current['active'] and current.get('active_pid'):
             pid = current['active_pid']
             run(module, conn, 'SELECT pg_catalog.pg_terminate_backend(%d)' % int(pid), queries)
-            result['terminated_pid'] = pid
+            result.setdefault('terminated_pid', pid)
             while time.monotonic() < deadline:
                 current = get_slot(conn, params['name'])
-                if current is None or not current['active']:
+                if current is None or not current['active'] or current.get('active_pid') != pid:
                     break
-                time.sleep(0.05)
+                time.sleep(0.01)
+            if current is not None and current['active']:
+                continue  # another consumer took the slot: terminate it too
         try:
             run(module, conn, drop, queries)
             return
         except Exception as exc:
-            if 'is active' not in str(exc) or time.monotonic() > deadline:
+            last_error = str(exc).strip()
+            if 'is active' not in last_error:
                 module.fail_json(msg='Could not drop replication slot %s: %s'
-                                     % (params['name'], str(exc).strip()), queries=queries)
+                                     % (params['name'], last_error), queries=queries)
+    module.fail_json(msg='Could not drop replication slot %s: a consumer kept re-acquiring it (%s). Stop '
+                         'the consumer (for a standby, clear its primary_slot_name) and retry.'
+                         % (params['name'], last_error or 'still active'), queries=queries)
 
 
 def main():
