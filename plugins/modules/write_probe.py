@@ -45,8 +45,9 @@ options:
     type: str
   duration:
     description:
-      - How long to write, in seconds (1 to 3600).
-      - The last attempt may run past it by at most O(connect_timeout) per host of O(dsn).
+      - How long to write, in seconds (1 to 3600). Connects and writes in flight are cut off at the end.
+      - Stopping the side threads and reading the ids back add a few O(connect_timeout) and
+        O(write_timeout) at most; give C(async) some margin above O(duration).
     type: float
     required: true
   interval_ms:
@@ -418,6 +419,8 @@ settings:
            "verify_nodes": ["10.0.0.11:5432", "10.0.0.12:5432"], "split_brain_nodes": [], "read_endpoint": null, "report_cap": 100}
 '''
 
+import traceback
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.cluster.plugins.module_utils.postgres import ensure_psycopg, parse_conninfo
@@ -481,7 +484,10 @@ def main():
         module.fail_json(msg='Cannot use the write endpoint dsn (%s): %s. Check dsn, password, pg_hba.conf and '
                              'that a primary is up before starting the probe.' % (config.endpoint.label, exc.message),
                          **base)
-    result = probe.run()
+    try:
+        result = probe.run()
+    except Exception as exc:  # report a probe bug as a failed task, never as a bare traceback
+        module.fail_json(msg='The write probe stopped unexpectedly: %s' % exc, exception=traceback.format_exc(), **base)
     for warning in probe.warnings:
         module.warn(warning)
     module.exit_json(**result)
