@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Render the measured comparison: docs/comparison.md and a chart.
 
 Input: the JSON files playbooks/compare.yml writes, one per solution and
@@ -6,7 +5,7 @@ settings profile (docs/comparison/results/<ha>-<profile>.json). Output: the
 Markdown report from playbooks/templates/comparison.md.j2 and a PNG chart of
 the write outage per solution and fault class (median bar, worst marker).
 
-    tools/comparison_report.py --results docs/comparison/results \
+    python3 tools/comparison_report.py --results docs/comparison/results \
         --facts playbooks/vars/solution_facts.yml --output docs/comparison.md
 
 Nothing here measures anything: every number printed comes from the JSON.
@@ -149,7 +148,7 @@ def build_context(runs, facts):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--results', required=True, help='directory of <ha>-<profile>.json files')
     parser.add_argument('--facts', required=True, help='solution facts YAML (pgha_solution_facts)')
     parser.add_argument('--template', default=os.path.join(os.path.dirname(__file__), '..', 'playbooks',

@@ -20,8 +20,9 @@ from ansible.module_utils.basic import missing_required_lib
 PSYCOPG_IMPORT_ERROR = None
 try:
     import psycopg
-    from psycopg import sql as psycopg_sql  # noqa: F401  (re-exported for modules)
+    import psycopg.sql
     from psycopg.rows import dict_row
+    psycopg_sql = psycopg.sql  # for modules that compose SQL with identifiers and literals
     HAS_PSYCOPG = True
 except ImportError:
     psycopg = None
