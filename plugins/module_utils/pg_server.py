@@ -130,18 +130,6 @@ def _int(value):
         return None
 
 
-def server_status(module, bin_dir, data_directory):
-    """'running', 'stopped' or 'no_directory' according to pg_ctl status."""
-    if not os.path.isdir(data_directory):
-        return 'no_directory'
-    rc, out, err = module.run_command([os.path.join(bin_dir, 'pg_ctl'), 'status', '-D', data_directory])
-    if rc == 0:
-        return 'running'
-    if rc == 3:
-        return 'stopped'
-    return 'no_directory'
-
-
 LSN_RE = re.compile(r'^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$')
 
 
@@ -162,11 +150,10 @@ def data_directory_owner(data_directory):
         return None
 
 
-def server_status_as_owner(module, bin_dir, data_directory):
-    """Like server_status, but runs pg_ctl as the directory's owner when we are root.
+def server_status(module, bin_dir, data_directory):
+    """'running', 'stopped' or 'no_directory' according to pg_ctl status.
 
-    pg_ctl refuses to run as root ("cannot be run as root", rc 1), which
-    server_status would report as 'no_directory'.
+    pg_ctl refuses to run as root, so as root it runs as the directory's owner.
     """
     if not os.path.isdir(data_directory):
         return 'no_directory'

@@ -166,7 +166,7 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import (
     find_bin_dir,
     is_data_directory,
     run_binary,
-    server_status_as_owner,
+    server_status,
 )
 from ansible_collections.pgha.cluster.plugins.module_utils.replication import (
     classify_connection_error,
@@ -295,7 +295,7 @@ def promote_pg_ctl(module, peers, result):
     params = module.params
     data_directory = params['data_directory']
     bin_dir = find_bin_dir(module, params['bin_dir'], data_directory_version(data_directory))
-    status = server_status_as_owner(module, bin_dir, data_directory)
+    status = server_status(module, bin_dir, data_directory)
     if status != 'running':
         module.fail_json(msg='The server of data_directory %s is not running (pg_ctl status: %s) and '
                              'could not be reached over SQL. Start it first; pg_ctl promote needs a running '
