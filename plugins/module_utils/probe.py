@@ -428,6 +428,8 @@ class WriteProbe:
 
     # -- the run ---------------------------------------------------------
     def run(self):
+        if self._start_mono is not None:
+            raise RuntimeError('a WriteProbe measures once: create a new one for the next run')
         if not self._prepared:
             self.preflight()
         cfg = self.config

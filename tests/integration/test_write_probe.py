@@ -83,12 +83,12 @@ def test_steady_run_through_the_module(pg_factory):
         verify_dsns=nodes, split_brain_dsns=nodes, read_dsn=direct_dsn(standby), run_id='steady'))
     assert not result.failed, result
     assert result.changed
-    assert 120 <= result['acknowledged'] <= 205
+    assert 100 <= result['acknowledged'] <= 205
     assert result['attempts'] == result['acknowledged'] + result['errors']['total']
     assert result['errors']['total'] == 0
     assert result['lost'] == [] and result['lost_count'] == 0
     assert result['indeterminate_count'] == 0
-    assert result['max_gap'] < 0.5
+    assert result['max_gap'] < 1.0
     assert result['verified'] and result['verify_errors'] == []
     assert result['primary_after'] == label(primary) and result['timeline_after'] == 1
     assert result['split_brain_count'] == 0 and result['split_brain_rounds'] >= 5
@@ -252,7 +252,7 @@ def test_fault_time_sources(pg_factory, tmp_path):
         result = job.finish()
         assert result['fault_time_source'] == source
         # Nothing failed after the fault: the first acknowledged write after it, within a few intervals.
-        assert 0 <= result['fault_to_first_write'] < 0.2
+        assert 0 <= result['fault_to_first_write'] < 0.5
         marker.unlink()
 
 
