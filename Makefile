@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
-.PHONY: help setup host-deps venv lab-image lab-up lab-down demo status test lint sanity pytest molecule build clean
+.PHONY: help setup host-deps venv lab-image lab-up lab-down demo status test lint sanity pytest molecule compare-smoke build clean
 
 help:
 	@echo "make demo [HA=$(HA)]  set up everything, start the lab, deploy HA=<solution>, show the cluster"
@@ -83,7 +83,12 @@ molecule: lab-image
 	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$scenario || exit 1; \
 	done
 
-test: setup lint sanity pytest molecule
+# One short drill through playbooks/compare.yml, so the comparison path keeps working.
+compare-smoke: lab-image
+	@echo "==> compare.yml smoke test (one solution, one fault, one run)"
+	@$(BIN)/pytest -p no:cacheprovider tests/lab
+
+test: setup lint sanity pytest molecule compare-smoke
 	@echo "==> all tests passed"
 
 build: venv

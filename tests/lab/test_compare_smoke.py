@@ -1,0 +1,53 @@
+"""The comparison path end to end on the lab, kept short for CI.
+
+Runs playbooks/compare.yml for one solution, one fault and one run into a
+temporary results directory (the committed report is left alone), then checks
+what it measured and rendered. Needs the lab's host tools (make lab-image).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SOLUTION = os.environ.get('PGHA_SMOKE_HA', 'streaming')
+FAULT = os.environ.get('PGHA_SMOKE_FAULT', 'postgres_kill')
+
+
+@pytest.fixture
+def lab_teardown():
+    yield
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), 'playbooks/lab.yml',
+                    '-e', 'lab_state=absent'], cwd=REPO, capture_output=True, timeout=600)
+
+
+def test_compare_one_drill_end_to_end(tmp_path, lab_teardown):
+    results = tmp_path / 'results'
+    report = tmp_path / 'comparison.md'
+    extra = {'compare_ha': [SOLUTION], 'compare_faults': [FAULT], 'compare_runs': 1,
+             'compare_drill_duration': 25, 'compare_results_dir': str(results), 'compare_report': str(report)}
+    run = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), 'playbooks/compare.yml',
+                          '-e', json.dumps(extra)], cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+
+    result_files = sorted(p for p in os.listdir(results) if p.endswith('.json'))
+    assert result_files, 'compare.yml wrote no result'
+    with open(results / result_files[0]) as handle:
+        result = json.load(handle)
+    assert result['ha'] == SOLUTION
+    assert result['deploy']['rerun_changed'] == 0, 'the second deployment changed something'
+    assert result['deploy']['cold_seconds'] > 0
+    [drill] = result['drills']
+    assert drill['error'] is None, drill['error']
+    assert drill['fault'] == FAULT
+    assert int(drill['acknowledged']) > 100
+    assert int(drill['split_brain_count']) == 0
+    assert drill['new_primary'] not in ('none', drill['primary_before'])
+    assert int(drill['timeline_after']) > int(drill['timeline_before'])
+    assert drill['rejoined'] in (True, 'True', 'true')
+
+    text = report.read_text()
+    assert '| %s |' % FAULT in text
+    assert (tmp_path / 'comparison.png').is_file()
