@@ -8,10 +8,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 COLLECTION_LINK := .cache/collections/ansible_collections/pgha/cluster
 # Molecule scenarios run by `make test`, in this order (shared topology together).
-MOLECULE_SCENARIOS ?= $(shell ls molecule | grep -v '^shared$$')
+MOLECULE_SCENARIOS ?= $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 PYTEST_ARGS ?=
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+# Where the lab keeps its package caches and image build area.
+export PGHA_LAB_CACHE := $(or $(PGHA_LAB_CACHE),$(HOME)/.cache/pgha-lab)
+LAB_CACHE := $(PGHA_LAB_CACHE)
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
@@ -46,6 +49,9 @@ setup: host-deps venv
 lab-image: setup
 	@echo "==> lab base image"
 	@$(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=image
+	@# Package caches for the Molecule nodes (one per node: apt locks its cache).
+	@for scenario in $(MOLECULE_SCENARIOS); do for node in pg1 pg2 pg3 client; do \
+	  mkdir -p "$(LAB_CACHE)/apt-archives/$$scenario-$$node/partial"; done; done
 
 lab-up: setup
 	@echo "==> lab up"
