@@ -276,19 +276,20 @@ def promote_sql(module, conn, peers, result):
                              'and raise wait_seconds.' % params['wait_seconds'], **result)
     new_tli, dummy = current_timeline(conn, False)
     result['new_timeline'] = new_tli
-    lsn = None
+    entries = []
     try:
         text = postgres.fetch_one(conn, 'SELECT pg_catalog.pg_read_file(%s) AS t',
                                   ('pg_wal/' + history_file_name(new_tli),))['t']
         entries = parse_history_file(text)
-        if entries:
-            lsn = entries[-1]['switchpoint']
     except Exception:
         if params['data_directory']:
             entries = read_history(params['data_directory'], new_tli)
-            if entries:
-                lsn = entries[-1]['switchpoint']
-    result['promote_lsn'] = lsn or replay_lsn
+    if entries:
+        # The history file names the timeline we left; the control file read
+        # before promoting can be older when no restartpoint followed the
+        # last timeline switch.
+        result['old_timeline'] = entries[-1]['parent_timeline']
+    result['promote_lsn'] = entries[-1]['switchpoint'] if entries else replay_lsn
 
 
 def promote_pg_ctl(module, peers, result):
