@@ -1,0 +1,114 @@
+"""The Patroni cluster after converge, a switchover and a crash of the leader's host.
+
+Runs against the real containers: patronictl, psql through the local Unix
+socket and through HAProxy, etcdctl over TLS.
+"""
+import json
+
+import pytest
+
+PATRONICTL = 'patronictl -c /etc/patroni/config.yml list -f json'
+# The superuser password is read on the node from Patroni's config and only
+# handed to psql through the environment; it never reaches the test output.
+PGPASSWORD = ("PGPASSWORD=$(python3 -c \"import yaml; "
+              "print(yaml.safe_load(open('/etc/patroni/config.yml'))['postgresql']['authentication']['superuser']['password'])\")")
+
+
+def members(host):
+    out = host.check_output(PATRONICTL)
+    return {m['Member']: m for m in json.loads(out)}
+
+
+def psql(host, sql, port=None):
+    if port is None:
+        cmd = "runuser -u postgres -- psql -XAtqc %s" % _quote(sql)
+    else:
+        cmd = "%s psql -XAtq -h 127.0.0.1 -p %d -U postgres -d postgres -c %s" % (PGPASSWORD, port, _quote(sql))
+    return host.check_output(cmd)
+
+
+def _quote(sql):
+    return "'" + sql.replace("'", "'\\''") + "'"
+
+
+@pytest.fixture(scope='module')
+def cluster(host):
+    return members(host)
+
+
+def test_one_leader_two_running_replicas(cluster, lab_hosts):
+    assert sorted(cluster) == sorted(lab_hosts)
+    roles = sorted(m['Role'] for m in cluster.values())
+    assert roles == ['Leader', 'Replica', 'Replica'], cluster
+    assert all(m['State'] == 'running' for m in cluster.values()), cluster
+
+
+def test_timeline_moved_on_and_is_shared(cluster):
+    # bootstrap (1) -> switchover (2) -> host crash failover (3)
+    timelines = {m['TL'] for m in cluster.values()}
+    assert len(timelines) == 1, cluster
+    assert timelines.pop() >= 3, cluster
+
+
+def test_recovery_state_matches_role(host, cluster):
+    me = cluster[host.backend.get_hostname()]
+    expected = 'f' if me['Role'] == 'Leader' else 't'
+    assert psql(host, 'SELECT pg_is_in_recovery()') == expected
+
+
+def test_leader_streams_to_both_replicas(host, cluster):
+    if cluster[host.backend.get_hostname()]['Role'] != 'Leader':
+        pytest.skip('checked on the leader')
+    rows = psql(host, "SELECT application_name || ':' || state FROM pg_stat_replication ORDER BY 1").splitlines()
+    replicas = sorted(n for n, m in cluster.items() if m['Role'] != 'Leader')
+    assert rows == ['%s:streaming' % n for n in replicas]
+
+
+def test_a_row_written_on_the_leader_reaches_every_replica(host, cluster):
+    name = host.backend.get_hostname()
+    token = 'verify-%s' % name
+    # Written through this node's HAProxy primary port, whichever node leads.
+    psql(host, "CREATE TABLE IF NOT EXISTS pgha_verify (t text PRIMARY KEY); "
+               "INSERT INTO pgha_verify VALUES ('%s') ON CONFLICT DO NOTHING" % token, port=5000)
+    from testinfra import get_host
+    for peer in cluster:
+        peer_host = get_host('podman://' + peer)
+        seen = ''
+        for _ in range(20):
+            seen = psql(peer_host, "SELECT count(*) FROM pgha_verify WHERE t = '%s'" % token) if _table_exists(peer_host) else '0'
+            if seen == '1':
+                break
+            peer_host.run('sleep 0.5')
+        assert seen == '1', peer
+
+
+def _table_exists(host):
+    return psql(host, "SELECT to_regclass('pgha_verify') IS NOT NULL") == 't'
+
+
+def test_haproxy_routes_to_leader_and_replicas(host):
+    assert psql(host, 'SELECT pg_is_in_recovery()', port=5000) == 'f'
+    assert psql(host, 'SELECT pg_is_in_recovery()', port=5001) == 't'
+
+
+def test_config_file_holds_secrets_safely(host):
+    conf = host.file('/etc/patroni/config.yml')
+    assert conf.user == 'postgres'
+    assert conf.mode in (0o600, 0o640)
+
+
+def test_rest_api_refuses_unauthenticated_changes(host):
+    code = host.check_output(
+        "python3 -c \"import urllib.request, urllib.error\n"
+        "req = urllib.request.Request('http://127.0.0.1:8008/config', data=b'{}', method='PATCH')\n"
+        "try:\n    print(urllib.request.urlopen(req).status)\n"
+        "except urllib.error.HTTPError as e:\n    print(e.code)\"")
+    assert code == '401'
+
+
+def test_etcd_members_are_healthy_over_tls(host, lab_hosts):
+    endpoints = ','.join('https://%s:2379' % h for h in lab_hosts)
+    out = host.run('etcdctl --cacert /etc/etcd/tls/ca.crt --cert /etc/etcd/tls/member.crt --key /etc/etcd/tls/member.key '
+                   '--endpoints %s endpoint health' % endpoints)
+    assert out.rc == 0, out.stderr
+    assert out.stderr.count('is healthy') + out.stdout.count('is healthy') == 3
