@@ -32,7 +32,7 @@ def test_compare_one_drill_end_to_end(tmp_path, lab_teardown):
                           '-e', json.dumps(extra)], cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
 
-    result_files = sorted(p for p in os.listdir(results) if p.endswith('.json'))
+    result_files = sorted(p for p in os.listdir(results) if p.endswith('.json') and not p.startswith('.'))
     assert result_files, 'compare.yml wrote no result'
     with open(results / result_files[0]) as handle:
         result = json.load(handle)
