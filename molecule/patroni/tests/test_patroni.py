@@ -74,7 +74,7 @@ def test_a_row_written_on_the_leader_reaches_every_replica(host, cluster):
     for peer in cluster:
         peer_host = get_host('podman://' + peer)
         seen = ''
-        for _ in range(20):
+        for dummy in range(20):
             seen = psql(peer_host, "SELECT count(*) FROM pgha_verify WHERE t = '%s'" % token) if _table_exists(peer_host) else '0'
             if seen == '1':
                 break
