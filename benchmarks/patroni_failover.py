@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Patroni failover benchmark: write outage and lost writes, stock vs tuned settings.
 
 Runs against a Patroni cluster deployed by the patroni role on podman lab
@@ -240,7 +239,7 @@ def render(doc):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     ap.add_argument('--containers', default='patroni-pg1,patroni-pg2,patroni-pg3')
     ap.add_argument('--secrets-dir', required=True, help='directory holding the generated superuser and patroni_api passwords')
     ap.add_argument('--runs', type=int, default=3)
@@ -255,7 +254,8 @@ def main():
         api_password = fh.read().split()[0]
     containers = args.containers.split(',')
     cluster = Cluster(containers, 'patroni', api_password)
-    version = subprocess.run(['podman', 'exec', containers[0], 'patroni', '--version'], capture_output=True, text=True).stdout.split()[-1]
+    version = subprocess.run(['podman', 'exec', containers[0], 'patroni', '--version'], capture_output=True, text=True,
+                             check=False).stdout.split()[-1]
     rows = []
     try:
         for profile in args.profiles.split(','):
