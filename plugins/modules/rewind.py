@@ -351,13 +351,19 @@ def argument_spec():
     )
 
 
-def source_state(module):
-    """System identifier and timelines of the source, read over SQL."""
+def connect_source(module):
+    """A connection to the rewind source, from the source_* options."""
     p = module.params
     params = dict(source_host=p['source_host'], source_port=p['source_port'], source_user=p['source_user'],
                   source_password=p['source_password'], source_db=p['source_db'],
                   ssl_mode=p['source_ssl_mode'], connect_timeout=p['connect_timeout'])
-    conn = connect(module, params, prefix='source_')
+    return connect(module, params, prefix='source_')
+
+
+def source_state(module):
+    """System identifier and timelines of the source, read over SQL."""
+    p = module.params
+    conn = connect_source(module)
     try:
         row = fetch_one(conn, 'SELECT system_identifier::text AS sysid, pg_is_in_recovery() AS in_recovery, '
                               '(SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_timeline '
@@ -379,11 +385,7 @@ def source_state(module):
 
 
 def checkpoint_source(module):
-    p = module.params
-    params = dict(source_host=p['source_host'], source_port=p['source_port'], source_user=p['source_user'],
-                  source_password=p['source_password'], source_db=p['source_db'],
-                  ssl_mode=p['source_ssl_mode'], connect_timeout=p['connect_timeout'])
-    conn = connect(module, params, prefix='source_')
+    conn = connect_source(module)
     try:
         conn.execute('CHECKPOINT')
     except Exception as exc:
