@@ -137,6 +137,7 @@ def build_context(runs, facts):
             'machine': result.get('machine', {}),
             'started': result.get('started'),
             'finished': result.get('finished'),
+            'result': result,
         })
     order = list(facts)
     groups.sort(key=lambda g: (order.index(g['ha']) if g['ha'] in order else 99, g['profile'] != 'stock'))
@@ -144,7 +145,12 @@ def build_context(runs, facts):
     for ha in sorted({g['ha'] for g in groups}, key=lambda h: order.index(h) if h in order else 99):
         mine = [g for g in groups if g['ha'] == ha]
         solutions.append({'ha': ha, 'facts': facts.get(ha, {}), 'score': score(ha, facts, mine)})
-    return {'groups': groups, 'solutions': solutions, 'runs': runs}
+    faults = sorted({row['fault'] for g in groups for row in g['rows']},
+                    key=lambda f: FAULT_ORDER.index(f) if f in FAULT_ORDER else 99)
+    for group in groups:
+        group['by_fault'] = {row['fault']: row for row in group['rows']}
+        group['errors'] = [d for d in group['result'].get('drills', []) if d.get('error')]
+    return {'groups': groups, 'solutions': solutions, 'runs': runs, 'faults': faults}
 
 
 def main(argv=None):

@@ -59,3 +59,21 @@ def test_renders_report_and_chart(tmp_path):
     assert '| host_crash | 2 | 8.5 / 9.0 |' in report
     assert report.index('stock settings') < report.index('tuned settings')
     assert (tmp_path / 'comparison.png').stat().st_size > 1000
+
+
+def test_failed_drills_and_glance_table_are_shown(tmp_path):
+    results = tmp_path / 'results'
+    results.mkdir()
+    failed = dict(drill('postgres_kill', 4.0), error='fatal: the old primary did not rejoin', run=2)
+    (results / 'patroni-tuned.json').write_text(json.dumps({
+        'ha': 'patroni', 'profile': 'tuned', 'settings': {},
+        'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
+        'drills': [drill('host_crash', 9.0), drill('postgres_kill', 2.0), failed],
+        'machine': {}, 'started': 'a', 'finished': 'b'}))
+    output = tmp_path / 'comparison.md'
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
+                    '--facts', os.path.join(REPO, 'playbooks', 'vars', 'solution_facts.yml'), '--output', str(output)],
+                   check=True)
+    report = output.read_text()
+    assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 3.0 / 4.0, lost 0, 1 failed | 90 |' in report
+    assert '- postgres_kill run 2: fatal: the old primary did not rejoin' in report
