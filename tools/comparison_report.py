@@ -43,6 +43,12 @@ def _worst(values):
     return round(max(values), 2) if values else None
 
 
+def _total(values):
+    """Sum of the values that were measured; None when none was."""
+    values = [int(v) for v in values if v not in (None, '', 'None')]
+    return sum(values) if values else None
+
+
 def summarise(result):
     """One row per fault class: median and worst of every measured quantity."""
     rows = []
@@ -67,6 +73,8 @@ def summarise(result):
             'rejoined': sum(1 for d in drills if d.get('rejoined')),
             'rejoin_methods': sorted({d.get('rejoin_method') for d in drills if d.get('rejoin_method')}),
             'failed': sum(1 for d in drills if d.get('error')),
+            'stale_reads': _total([d.get('stale_reads') for d in drills]),
+            'reads': _total([(d.get('reads') or {}).get('succeeded') for d in drills]),
         })
     return rows
 

@@ -68,7 +68,7 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
     (results / 'patroni-tuned.json').write_text(json.dumps({
         'ha': 'patroni', 'profile': 'tuned', 'settings': {},
         'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
-        'drills': [drill('host_crash', 9.0), drill('postgres_kill', 2.0), failed],
+        'drills': [dict(drill('host_crash', 9.0), stale_reads=3, reads={'succeeded': 500}), drill('postgres_kill', 2.0), failed],
         'machine': {}, 'started': 'a', 'finished': 'b'}))
     output = tmp_path / 'comparison.md'
     subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
@@ -77,3 +77,5 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
     report = output.read_text()
     assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 3.0 / 4.0, lost 0, 1 failed | 90 |' in report
     assert '- postgres_kill run 2: fatal: the old primary did not rejoin' in report
+    assert '| 0 of 100 | 0 | 3 of 500 |' in report, 'stale reads of the host crash'
+    assert '| 0 of 200 | 0 | n/a |' in report, 'no read endpoint measured for postgres_kill'
