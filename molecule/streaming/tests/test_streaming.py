@@ -9,7 +9,7 @@ import pytest
 import testinfra
 
 SERVICE = 'postgresql@15-main'
-MARKERS = ['before-switchover', 'before-failover', 'after-failover']
+MARKERS = ['before-switchover', 'before-failover', 'after-failover', 'after-redeploy']
 
 
 def psql(node, sql):
