@@ -115,7 +115,7 @@ def plot(groups, path):
         for row in group['rows']:
             if row['rto_median'] is None:
                 continue
-            labels.append('%s (%s)\n%s' % (group['ha'], group['profile'], row['fault']))
+            labels.append('%s\n(%s)\n%s' % (group['ha'], group['profile'], row['fault']))
             medians.append(row['rto_median'])
             worsts.append(row['rto_worst'])
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(labels)), 4.5))
@@ -148,7 +148,11 @@ def build_context(runs, facts):
             'result': result,
         })
     order = list(facts)
-    groups.sort(key=lambda g: (order.index(g['ha']) if g['ha'] in order else 99, g['profile'] != 'stock'))
+    # Per solution: the solution's stock settings, then this collection's tuned
+    # defaults, then any other profile by name.
+    profile_order = ['stock', 'default', 'tuned']
+    groups.sort(key=lambda g: (order.index(g['ha']) if g['ha'] in order else 99,
+                               profile_order.index(g['profile']) if g['profile'] in profile_order else 99, g['profile']))
     solutions = []
     for ha in sorted({g['ha'] for g in groups}, key=lambda h: order.index(h) if h in order else 99):
         mine = [g for g in groups if g['ha'] == ha]
