@@ -49,11 +49,14 @@ def _total(values):
     return sum(values) if values else None
 
 
+def _fault_key(fault):
+    return FAULT_ORDER.index(fault) if fault in FAULT_ORDER else 99
+
+
 def summarise(result):
     """One row per fault class: median and worst of every measured quantity."""
     rows = []
-    faults = sorted({d['fault'] for d in result.get('drills', [])},
-                    key=lambda f: FAULT_ORDER.index(f) if f in FAULT_ORDER else 99)
+    faults = sorted({d['fault'] for d in result.get('drills', [])}, key=_fault_key)
     for fault in faults:
         drills = [d for d in result['drills'] if d['fault'] == fault]
         gaps = [d.get('max_gap') for d in drills]
@@ -136,16 +139,18 @@ def plot(groups, path):
 def build_context(runs, facts):
     groups = []
     for result in runs:
+        rows = summarise(result)
         groups.append({
             'ha': result['ha'],
             'profile': result.get('profile', 'default'),
             'settings': result.get('settings', {}),
             'deploy': result.get('deploy', {}),
-            'rows': summarise(result),
+            'rows': rows,
+            'by_fault': {row['fault']: row for row in rows},
+            'errors': [d for d in result.get('drills', []) if d.get('error')],
             'machine': result.get('machine', {}),
             'started': result.get('started'),
             'finished': result.get('finished'),
-            'result': result,
         })
     order = list(facts)
     # Per solution: the solution's stock settings, then this collection's tuned
@@ -157,11 +162,7 @@ def build_context(runs, facts):
     for ha in sorted({g['ha'] for g in groups}, key=lambda h: order.index(h) if h in order else 99):
         mine = [g for g in groups if g['ha'] == ha]
         solutions.append({'ha': ha, 'facts': facts.get(ha, {}), 'score': score(ha, facts, mine)})
-    faults = sorted({row['fault'] for g in groups for row in g['rows']},
-                    key=lambda f: FAULT_ORDER.index(f) if f in FAULT_ORDER else 99)
-    for group in groups:
-        group['by_fault'] = {row['fault']: row for row in group['rows']}
-        group['errors'] = [d for d in group['result'].get('drills', []) if d.get('error')]
+    faults = sorted({row['fault'] for g in groups for row in g['rows']}, key=_fault_key)
     return {'groups': groups, 'solutions': solutions, 'runs': runs, 'faults': faults}
 
 
