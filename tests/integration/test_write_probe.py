@@ -83,12 +83,13 @@ def test_steady_run_through_the_module(pg_factory):
         verify_dsns=nodes, split_brain_dsns=nodes, read_dsn=direct_dsn(standby), run_id='steady'))
     assert not result.failed, result
     assert result.changed
-    assert 100 <= result['acknowledged'] <= 205
+    # Paced: never more than one write per interval; the lower bound only says writes went on all along.
+    assert 20 <= result['acknowledged'] <= 205
     assert result['attempts'] == result['acknowledged'] + result['errors']['total']
     assert result['errors']['total'] == 0
     assert result['lost'] == [] and result['lost_count'] == 0
     assert result['indeterminate_count'] == 0
-    assert result['max_gap'] < 1.0
+    assert result['max_gap'] < 1.5
     assert result['verified'] and result['verify_errors'] == []
     assert result['primary_after'] == label(primary) and result['timeline_after'] == 1
     assert result['split_brain_count'] == 0 and result['split_brain_rounds'] >= 5
@@ -152,8 +153,11 @@ def test_sync_failover_loses_nothing(pg_factory, tmp_path):
     standby.sql('SELECT pg_promote()')
     result = job.finish()
 
+    # No bound on how long the outage is: on a fast machine kill + promote takes about one interval.
     assert result['errors']['total'] > 0
-    assert result['max_gap'] > 0.05
+    fault_time = result['fault_time']
+    assert fault_time - 0.01 <= result['first_error']['time'] <= result['last_error']['time']
+    assert result['max_gap'] > 0 and result['max_gap_start'] < result['max_gap_end']
     assert result['fault_time_source'] == 'marker_content'
     assert 0 < result['fault_to_first_write'] < 4
     assert result['primary_after'] == label(standby) and result['timeline_after'] == 2
@@ -252,7 +256,7 @@ def test_fault_time_sources(pg_factory, tmp_path):
         result = job.finish()
         assert result['fault_time_source'] == source
         # Nothing failed after the fault: the first acknowledged write after it, within a few intervals.
-        assert 0 <= result['fault_to_first_write'] < 0.5
+        assert 0 <= result['fault_to_first_write'] < 1.0
         marker.unlink()
 
 
