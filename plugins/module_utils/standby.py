@@ -200,18 +200,19 @@ def render_auto_conf(text, updates, removals=()):
     return '\n'.join(out) + '\n'
 
 
-def standby_conninfo(host, port, user, passfile=None, application_name=None, sslmode=None):
+def standby_conninfo(host, port, user, passfile=None, application_name=None, sslmode=None, sslrootcert=None):
     """The primary_conninfo of a standby: no password, a passfile instead."""
     return build_conninfo([
         ('host', host), ('port', port), ('user', user), ('passfile', passfile),
-        ('application_name', application_name), ('sslmode', sslmode),
+        ('application_name', application_name), ('sslmode', sslmode), ('sslrootcert', sslrootcert),
     ])
 
 
 def basebackup_conninfo(repl):
     """The conninfo pg_basebackup gets (-d): the password comes from PGPASSFILE."""
     return build_conninfo([('host', repl['host']), ('port', repl['port']), ('user', repl['user']),
-                           ('sslmode', repl.get('sslmode')), ('application_name', repl.get('application_name'))])
+                           ('sslmode', repl.get('sslmode')), ('sslrootcert', repl.get('sslrootcert')),
+                           ('application_name', repl.get('application_name'))])
 
 
 def redact_conninfo(conninfo):
@@ -327,25 +328,39 @@ def ensure_passfile(module, path, host, port, user, password, uid, gid):
     return True
 
 
-def replication_params(params, host_key='primary_host', port_key='primary_port', ssl_key='primary_ssl_mode'):
-    """The standby/replication settings shared by standby_clone and rewind."""
+def replication_params(params, prefix='primary_'):
+    """The standby/replication settings shared by standby_clone and rewind.
+
+    ``prefix`` names the upstream's options: primary_host, primary_port,
+    primary_ssl_mode and primary_ssl_root_cert (rewind uses source_*).
+    """
     passfile = params.get('passfile')
     if not passfile and params.get('replication_password'):
         passfile = default_passfile(params['data_directory'])
     return dict(
-        host=params[host_key], port=params[port_key], user=params['replication_user'],
-        password=params.get('replication_password'), sslmode=params.get(ssl_key),
+        host=params[prefix + 'host'], port=params[prefix + 'port'], user=params['replication_user'],
+        password=params.get('replication_password'), sslmode=params.get(prefix + 'ssl_mode'),
+        sslrootcert=params.get(prefix + 'ssl_root_cert'),
         application_name=params.get('application_name') or default_application_name(),
         slot_name=params.get('slot_name'), passfile=passfile,
         connect_timeout=params.get('connect_timeout') or 10,
     )
 
 
+def check_root_cert(module, params, prefix='primary_'):
+    """Fail before any change when the upstream's CA file is missing on this host."""
+    option = prefix + 'ssl_root_cert'
+    path = params.get(option)
+    if path and not os.path.isfile(path):
+        module.fail_json(msg="%s '%s' is not a file on this host; copy the CA certificate that signed the "
+                             "upstream's server certificate there, or fix the path" % (option, path))
+
+
 def desired_standby_settings(repl, extra_settings=None):
     """postgresql.auto.conf settings a standby of ``repl`` must have."""
     wanted = dict((k.lower(), guc_value_text(v)) for k, v in (extra_settings or {}).items())
     wanted['primary_conninfo'] = standby_conninfo(repl['host'], repl['port'], repl['user'], repl['passfile'],
-                                                  repl['application_name'], repl['sslmode'])
+                                                  repl['application_name'], repl['sslmode'], repl.get('sslrootcert'))
     if repl.get('slot_name'):
         wanted['primary_slot_name'] = repl['slot_name']
     return wanted
@@ -422,8 +437,9 @@ def replication_connect(module, repl, fail=True):
                   application_name='pgha.cluster')
     if repl.get('password'):
         kwargs['password'] = repl['password']
-    if repl.get('sslmode'):
-        kwargs['sslmode'] = repl['sslmode']
+    for key in ('sslmode', 'sslrootcert'):
+        if repl.get(key):
+            kwargs[key] = repl[key]
     try:
         return psycopg.connect(autocommit=True, **kwargs)
     except Exception as exc:

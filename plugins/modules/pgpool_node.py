@@ -25,7 +25,7 @@ description:
     a command line or in the result. C(-w) is always passed, so a PCP tool never prompts.
   - Tested with Pgpool-II 4.3 (Debian package pgpool2 4.3.5). O(switchover=true) needs 4.3 or
     later; C(pcp_node_info -a) needs 4.2 or later.
-version_added: 1.0.0
+version_added: 0.1.0
 author:
   - pgha.cluster contributors (@pgha)
 requirements:

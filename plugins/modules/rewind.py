@@ -84,6 +84,12 @@ options:
     type: str
     default: prefer
     choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  source_ssl_root_cert:
+    description:
+      - CA certificate file on the managed host that verifies the source's server certificate (libpq
+        C(sslrootcert)), for C(pg_rewind), the reclone fallback and C(primary_conninfo).
+      - The O(os_user) must be able to read it.
+    type: path
   replication_user:
     description:
       - Role with the C(REPLICATION) attribute the node streams with (written into C(primary_conninfo)).
@@ -306,6 +312,7 @@ from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     TempPassfile,
     Runner,
     apply_standby_config,
+    check_root_cert,
     clone,
     conninfo_points_at,
     default_log_file,
@@ -335,6 +342,7 @@ def argument_spec():
         source_password=dict(type='str', no_log=True),
         source_db=dict(type='str', default='postgres'),
         source_ssl_mode=dict(type='str', default='prefer', choices=SSL_MODES),
+        source_ssl_root_cert=dict(type='path'),
         replication_user=dict(type='str', default='replicator'),
         replication_password=dict(type='str', no_log=True),
         passfile=dict(type='path', no_log=False),
@@ -356,7 +364,8 @@ def connect_source(module):
     p = module.params
     params = dict(source_host=p['source_host'], source_port=p['source_port'], source_user=p['source_user'],
                   source_password=p['source_password'], source_db=p['source_db'],
-                  ssl_mode=p['source_ssl_mode'], connect_timeout=p['connect_timeout'])
+                  ssl_mode=p['source_ssl_mode'], ca_cert=p['source_ssl_root_cert'],
+                  connect_timeout=p['connect_timeout'])
     return connect(module, params, prefix='source_')
 
 
@@ -419,6 +428,7 @@ def main():
     if p['config_file'] and not os.path.isfile(p['config_file']):
         module.fail_json(msg="config_file '%s' does not exist; fix config_file or leave it unset when "
                              "postgresql.conf is in the data directory" % p['config_file'])
+    check_root_cert(module, p, prefix='source_')
     runner = Runner(module, bin_dir, p['os_user'])
     result['commands'] = runner.commands
 
@@ -426,7 +436,7 @@ def main():
     result['system_identifier'] = source['system_identifier']
     result['source_timeline'] = source['timeline']
 
-    repl = replication_params(p, host_key='source_host', port_key='source_port', ssl_key='source_ssl_mode')
+    repl = replication_params(p, prefix='source_')
     wanted = desired_standby_settings(repl, p['settings'])
     result['primary_conninfo'] = wanted['primary_conninfo']
     result['passfile'] = repl['passfile']
@@ -480,6 +490,7 @@ def main():
     source_conninfo = build_conninfo([('host', p['source_host']), ('port', p['source_port']),
                                       ('user', p['source_user']), ('dbname', p['source_db']),
                                       ('sslmode', p['source_ssl_mode']),
+                                      ('sslrootcert', p['source_ssl_root_cert']),
                                       ('application_name', 'pgha.cluster-rewind')])
     passfile_entries = [(p['source_host'], p['source_port'], p['source_user'], p['source_password'], '*')]
 

@@ -59,6 +59,14 @@ options:
     type: str
     default: prefer
     choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  primary_ssl_root_cert:
+    description:
+      - CA certificate file on the managed host that verifies the primary's server certificate (libpq
+        C(sslrootcert)). Used by C(pg_basebackup) and written into C(primary_conninfo), so the
+        O(os_user) must be able to read it.
+      - Needed with O(primary_ssl_mode=verify-ca) or O(primary_ssl_mode=verify-full) unless the O(os_user)
+        has C(~/.postgresql/root.crt).
+    type: path
   replication_user:
     description:
       - Role with the C(REPLICATION) attribute used to clone and to stream.
@@ -283,6 +291,7 @@ from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     Runner,
     apply_standby_config,
     basebackup_conninfo,
+    check_root_cert,
     clone,
     default_log_file,
     desired_standby_settings,
@@ -307,6 +316,7 @@ def argument_spec():
         primary_port=dict(type='int', default=5432),
         primary_ssl_mode=dict(type='str', default='prefer',
                               choices=['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']),
+        primary_ssl_root_cert=dict(type='path'),
         replication_user=dict(type='str', default='replicator'),
         replication_password=dict(type='str', no_log=True),
         passfile=dict(type='path', no_log=False),
@@ -351,6 +361,7 @@ def main():
     if not os.path.isdir(parent):
         module.fail_json(msg="The parent directory of data_directory ('%s') does not exist; create it or fix "
                              "data_directory" % parent)
+    check_root_cert(module, p)
     repl = replication_params(p)
     wanted = desired_standby_settings(repl, p['settings'])
     result['primary_conninfo'] = wanted['primary_conninfo']
