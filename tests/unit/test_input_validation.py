@@ -71,6 +71,7 @@ def test_site_rejects_an_unknown_solution_with_the_valid_ones():
     ('streaming', {'streaming_synchronous_method': 'SOME'}, 'streaming_synchronous_method must be one of'),
     ('streaming', {'streaming_ssl_mode': 'maybe'}, 'streaming_ssl_mode must be one of'),
     ('streaming', {'streaming_synchronous_count': 'two'}, 'streaming_synchronous_count'),
+    ('streaming', {'streaming_failover_fence': 'perhaps'}, 'streaming_failover_fence'),
     ('patroni', {'patroni_install_method': 'curl'}, 'patroni_install_method must be one of'),
     ('etcd', {'etcd_auto_compaction_mode': 'never'}, 'etcd_auto_compaction_mode must be one of'),
 ])
