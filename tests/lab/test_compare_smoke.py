@@ -13,7 +13,8 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOLUTION = os.environ.get('PGHA_SMOKE_HA', 'streaming')
-FAULT = os.environ.get('PGHA_SMOKE_FAULT', 'postgres_kill')
+# The partition has the most steps: cut off, fence, promote, reconnect, rewind.
+FAULT = os.environ.get('PGHA_SMOKE_FAULT', 'network_partition')
 
 
 @pytest.fixture
