@@ -1,6 +1,6 @@
 """The comparison path end to end on the lab, kept short for CI.
 
-Runs playbooks/compare.yml for one solution, one fault and one run into a
+Runs playbooks/compare.yml for one solution, two faults and one run each into a
 temporary results directory (the committed report is left alone), then checks
 what it measured and rendered. Needs the lab's host tools (make lab-image).
 """
@@ -13,8 +13,9 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOLUTION = os.environ.get('PGHA_SMOKE_HA', 'streaming')
-# The partition has the most steps: cut off, fence, promote, reconnect, rewind.
-FAULT = os.environ.get('PGHA_SMOKE_FAULT', 'network_partition')
+# A host crash (the old primary cannot be reached at all) and a partition (it
+# still runs and is fenced): between them every step of the drill path.
+FAULTS = os.environ.get('PGHA_SMOKE_FAULTS', 'host_crash,network_partition').split(',')
 
 
 @pytest.fixture
@@ -24,10 +25,10 @@ def lab_teardown():
                     '-e', 'lab_state=absent'], cwd=REPO, capture_output=True, timeout=600, check=False)
 
 
-def test_compare_one_drill_end_to_end(tmp_path, lab_teardown):
+def test_compare_drills_end_to_end(tmp_path, lab_teardown):
     results = tmp_path / 'results'
     report = tmp_path / 'comparison.md'
-    extra = {'compare_ha': [SOLUTION], 'compare_faults': [FAULT], 'compare_runs': 1,
+    extra = {'compare_ha': [SOLUTION], 'compare_faults': FAULTS, 'compare_runs': 1,
              'compare_drill_duration': 25, 'compare_results_dir': str(results), 'compare_report': str(report)}
     run = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), 'playbooks/compare.yml',
                           '-e', json.dumps(extra)], cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
@@ -40,15 +41,16 @@ def test_compare_one_drill_end_to_end(tmp_path, lab_teardown):
     assert result['ha'] == SOLUTION
     assert result['deploy']['rerun_changed'] == 0, 'the second deployment changed something'
     assert result['deploy']['cold_seconds'] > 0
-    [drill] = result['drills']
-    assert drill['error'] is None, drill['error']
-    assert drill['fault'] == FAULT
-    assert int(drill['acknowledged']) > 100
-    assert int(drill['split_brain_count']) == 0
-    assert drill['new_primary'] not in ('none', drill['primary_before'])
-    assert int(drill['timeline_after']) > int(drill['timeline_before'])
-    assert drill['rejoined'] in (True, 'True', 'true')
+    assert [d['fault'] for d in result['drills']] == FAULTS
+    for drill in result['drills']:
+        assert drill['error'] is None, drill['error']
+        assert int(drill['acknowledged']) > 100
+        assert int(drill['split_brain_count']) == 0
+        assert drill['new_primary'] not in ('none', drill['primary_before'])
+        assert int(drill['timeline_after']) > int(drill['timeline_before'])
+        assert drill['rejoined'] in (True, 'True', 'true')
 
     text = report.read_text()
-    assert '| %s |' % FAULT in text
+    for fault in FAULTS:
+        assert '| %s |' % fault in text
     assert (tmp_path / 'comparison.png').is_file()
