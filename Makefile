@@ -91,7 +91,7 @@ molecule: lab-image
 
 # One short drill through playbooks/compare.yml, so the comparison path keeps working.
 compare-smoke: lab-image
-	@echo "==> compare.yml smoke test (one solution, one fault, one run)"
+	@echo "==> compare.yml smoke test (streaming: one host crash, one network partition)"
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -p no:cacheprovider tests/lab
 
 test: setup lint sanity pytest molecule compare-smoke
