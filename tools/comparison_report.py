@@ -6,7 +6,7 @@ Markdown report from playbooks/templates/comparison.md.j2 and a PNG chart of
 the write outage per solution and fault class (median bar, worst marker).
 
     python3 tools/comparison_report.py --results docs/comparison/results \
-        --facts playbooks/vars/solution_facts.yml --output docs/comparison.md
+        --solutions playbooks/vars/solutions --output docs/comparison.md
 
 Nothing here measures anything: every number printed comes from the JSON.
 """
@@ -21,6 +21,22 @@ import jinja2
 import yaml
 
 FAULT_ORDER = ['host_crash', 'postgres_kill', 'network_partition', 'switchover']
+
+
+def load_solutions(directory):
+    """Every solution descriptor (playbooks/vars/solutions/<name>.yml): the
+    report's facts (report:), title, whether it is deployable and why not, in
+    the descriptors' order."""
+    solutions = {}
+    for path in glob.glob(os.path.join(directory, '*.yml')):
+        with open(path) as handle:
+            descriptor = yaml.safe_load(handle)['pgha_solution']
+        fact = dict(descriptor.get('report', {}))
+        for key in ('title', 'deployable', 'reason', 'automatic_failover', 'order'):
+            if key in descriptor:
+                fact[key] = descriptor[key]
+        solutions[descriptor['name']] = fact
+    return dict(sorted(solutions.items(), key=lambda item: (item[1].get('order', 999), item[0])))
 
 
 def load_results(results_dir):
@@ -85,6 +101,14 @@ def summarise(result):
 def score(ha, facts, summaries):
     """The study's four requirements, each with the evidence behind it."""
     fact = facts.get(ha, {})
+    if not summaries:
+        why = fact.get('reason') if not fact.get('deployable') else 'not measured in this report'
+        return {
+            'redundancy': fact.get('redundancy', '?'),
+            'failover': '%s (%s)' % (fact.get('failover_how', '?'), why),
+            'monitoring': fact.get('monitoring', '?'),
+            'open_source': fact.get('license', '?'),
+        }
     crash = [row for s in summaries for row in s['rows'] if row['fault'] == 'host_crash']
     lost = sum(row['lost'] for s in summaries for row in s['rows'])
     split = sum(row['split_brain'] for s in summaries for row in s['rows'])
@@ -158,10 +182,13 @@ def build_context(runs, facts):
     profile_order = ['stock', 'default', 'tuned']
     groups.sort(key=lambda g: (order.index(g['ha']) if g['ha'] in order else 99,
                                profile_order.index(g['profile']) if g['profile'] in profile_order else 99, g['profile']))
+    # Every system of the study has a row in the four-requirements table,
+    # measured or not; the measured ones carry their evidence.
     solutions = []
-    for ha in sorted({g['ha'] for g in groups}, key=lambda h: order.index(h) if h in order else 99):
+    measured = {g['ha'] for g in groups}
+    for ha in order + sorted(measured - set(order)):
         mine = [g for g in groups if g['ha'] == ha]
-        solutions.append({'ha': ha, 'facts': facts.get(ha, {}), 'score': score(ha, facts, mine)})
+        solutions.append({'ha': ha, 'facts': facts.get(ha, {}), 'measured': bool(mine), 'score': score(ha, facts, mine)})
     faults = sorted({row['fault'] for g in groups for row in g['rows']}, key=_fault_key)
     return {'groups': groups, 'solutions': solutions, 'runs': runs, 'faults': faults}
 
@@ -169,15 +196,14 @@ def build_context(runs, facts):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--results', required=True, help='directory of <ha>-<profile>.json files')
-    parser.add_argument('--facts', required=True, help='solution facts YAML (pgha_solution_facts)')
+    parser.add_argument('--solutions', required=True, help='directory of the solution descriptors (playbooks/vars/solutions)')
     parser.add_argument('--template', default=os.path.join(os.path.dirname(__file__), '..', 'playbooks',
                                                            'templates', 'comparison.md.j2'))
     parser.add_argument('--output', required=True, help='Markdown report to write')
     parser.add_argument('--chart', help='PNG chart to write (default: next to the report)')
     args = parser.parse_args(argv)
 
-    with open(args.facts) as handle:
-        facts = yaml.safe_load(handle)['pgha_solution_facts']
+    facts = load_solutions(args.solutions)
     context = build_context(load_results(args.results), facts)
     chart = args.chart or os.path.splitext(args.output)[0] + '.png'
     context['chart'] = os.path.relpath(chart, os.path.dirname(os.path.abspath(args.output)))

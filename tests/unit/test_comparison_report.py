@@ -4,9 +4,8 @@ import os
 import subprocess
 import sys
 
-import yaml
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SOLUTIONS = os.path.join(REPO, 'playbooks', 'vars', 'solutions')
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
 import comparison_report  # noqa: E402
@@ -48,12 +47,9 @@ def test_renders_report_and_chart(tmp_path):
             'deploy': {'cold_seconds': 100, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
             'drills': [drill('host_crash', gap), drill('host_crash', gap + 1)],
             'machine': {'hostname': 'lab', 'cpus': 2, 'kernel': '6.1'}, 'started': 'a', 'finished': 'b'}))
-    facts = tmp_path / 'facts.yml'
-    with open(os.path.join(REPO, 'playbooks', 'vars', 'solution_facts.yml')) as handle:
-        facts.write_text(yaml.safe_dump(yaml.safe_load(handle)))
     output = tmp_path / 'comparison.md'
     subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
-                    '--facts', str(facts), '--output', str(output)], check=True)
+                    '--solutions', SOLUTIONS, '--output', str(output)], check=True)
     report = output.read_text()
     assert '| host_crash | 2 | 35.5 / 36.0 |' in report
     assert '| host_crash | 2 | 8.5 / 9.0 |' in report
@@ -72,10 +68,35 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
         'machine': {}, 'started': 'a', 'finished': 'b'}))
     output = tmp_path / 'comparison.md'
     subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
-                    '--facts', os.path.join(REPO, 'playbooks', 'vars', 'solution_facts.yml'), '--output', str(output)],
+                    '--solutions', SOLUTIONS, '--output', str(output)],
                    check=True)
     report = output.read_text()
     assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 3.0 / 4.0, lost 0, 1 failed | 90 |' in report
     assert '- postgres_kill run 2: fatal: the old primary did not rejoin' in report
     assert '| 0 of 100 | 0 | 3 of 500 |' in report, 'stale reads of the host crash'
     assert '| 0 of 200 | 0 | n/a |' in report, 'no read endpoint measured for postgres_kill'
+
+
+def test_every_system_of_the_study_has_a_row(tmp_path):
+    """Measured or not, deployable or excluded: each descriptor is a row of the four-requirements table."""
+    results = tmp_path / 'results'
+    results.mkdir()
+    (results / 'streaming-default.json').write_text(json.dumps({
+        'ha': 'streaming', 'profile': 'default', 'settings': {},
+        'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
+        'drills': [drill('host_crash', 14.0)], 'machine': {}, 'started': 'a', 'finished': 'b'}))
+    output = tmp_path / 'comparison.md'
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
+                    '--solutions', SOLUTIONS, '--output', str(output)], check=True)
+    table = output.read_text().split("## The study's four requirements", 1)[1].split('## Results per solution', 1)[0]
+    rows = {line.split(' | ')[0].lstrip('| '): line for line in table.splitlines() if line.startswith('| ') and '---' not in line}
+    for title in ('Streaming replication (no failover manager)', 'Patroni on etcd', 'repmgr + repmgrd',
+                  'Pgpool-II with watchdog', 'PAF on Pacemaker/Corosync', 'PGCluster', 'Raima Database Manager',
+                  'EDB Failover Manager'):
+        assert title in rows, (title, list(rows))
+    assert ' | yes | ' in rows['Streaming replication (no failover manager)']
+    assert ' | not yet | ' in rows['Patroni on etcd']
+    assert 'no: abandoned' in rows['PGCluster']
+    assert 'no: not PostgreSQL' in rows['Raima Database Manager']
+    assert 'no: closed source' in rows['EDB Failover Manager']
+    assert list(rows).index('Streaming replication (no failover manager)') < list(rows).index('PGCluster')

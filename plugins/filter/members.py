@@ -1,0 +1,90 @@
+# Copyright: pgha.cluster maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters the roles, drills and status views share, defined once.
+
+- ``lsn_to_int``: a PostgreSQL LSN (``16/B374D848``) as an integer, so that
+  WAL positions compare with ``<``/``>``.
+- ``member_address``: the address other members use to reach a host.
+- ``member_name``: the ``application_name``/slot name of a member.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import re
+
+from ansible.errors import AnsibleFilterError
+
+# application_name and slot names: lower case, [a-z0-9_] only, 63 bytes at most
+# (NAMEDATALEN - 1); a replication slot name allows nothing else.
+_NAME_MAX = 63
+_NOT_NAME_CHAR = re.compile(r'[^a-z0-9_]')
+
+
+def lsn_to_int(lsn):
+    """``'16/B374D848'`` -> ``0x16B374D848``; raises on anything else."""
+    if isinstance(lsn, int) and not isinstance(lsn, bool):
+        return lsn
+    text = str(lsn).strip()
+    high, sep, low = text.partition('/')
+    if not sep or not high or not low:
+        raise AnsibleFilterError("lsn_to_int: '%s' is not a PostgreSQL LSN (expected hex/hex, e.g. 0/3000060)" % text)
+    try:
+        return (int(high, 16) << 32) + int(low, 16)
+    except ValueError:
+        raise AnsibleFilterError("lsn_to_int: '%s' is not a PostgreSQL LSN (expected hex/hex, e.g. 0/3000060)" % text)
+
+
+def _is_ip_literal(value):
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def member_address(host_vars, address_var=None, default=None, fallback_to_name=False):
+    """Where the other members reach this host.
+
+    In order: the role's explicit address variable (``address_var``, e.g.
+    ``patroni_address``), ``ansible_host`` when it is an IP address (a name
+    there may only resolve on the controller), the host's default IPv4 address
+    from its facts, then ``default``, or with ``fallback_to_name`` the
+    inventory name (a host that is down answers nothing, but its name still
+    identifies it). Without any of them the filter fails and names the
+    variable to set.
+    """
+    if address_var:
+        explicit = host_vars.get(address_var)
+        if explicit:
+            return str(explicit)
+    ansible_host = host_vars.get('ansible_host') or ''
+    if ansible_host and _is_ip_literal(ansible_host):
+        return str(ansible_host)
+    facts = host_vars.get('ansible_facts') or {}
+    ipv4 = (facts.get('default_ipv4') or {}).get('address')
+    if ipv4:
+        return str(ipv4)
+    if default is not None:
+        return str(default)
+    if fallback_to_name and host_vars.get('inventory_hostname'):
+        return str(host_vars.get('inventory_hostname'))
+    raise AnsibleFilterError(
+        'member_address: no address for host %s: set %s, set ansible_host to an IP address, or gather its network facts'
+        % (host_vars.get('inventory_hostname', '?'), address_var or 'an address variable'))
+
+
+def member_name(inventory_name):
+    """``'DB-1.example'`` -> ``'db_1_example'``: a valid application_name and slot name."""
+    return _NOT_NAME_CHAR.sub('_', str(inventory_name).lower())[:_NAME_MAX]
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            'lsn_to_int': lsn_to_int,
+            'member_address': member_address,
+            'member_name': member_name,
+        }
