@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-HA ?= $(shell sed -n 's/^pgha_default_ha: *//p' playbooks/vars/solutions.yml)
+HA ?= $(shell sed -n 's/^pgha_default_ha: *//p' playbooks/vars/defaults.yml)
 VENV := .venv
 BIN := $(VENV)/bin
 COLLECTION_LINK := .cache/collections/ansible_collections/pgha/cluster

@@ -44,7 +44,7 @@ PROFILES = {
     # The patroni role's defaults (roles/patroni/defaults/main.yml).
     'tuned': {'ttl': 6, 'loop_wait': 1, 'retry_timeout': 2, 'master_start_timeout': 30},
 }
-FAULTS = ('host_crash', 'postmaster_kill', 'switchover')
+FAULTS = ('host_crash', 'postgres_kill', 'switchover')
 STEADY = 4.0
 
 
@@ -146,7 +146,7 @@ def run_one(cluster, password, profile, fault, run, duration):
     fault_mono = time.monotonic()
     if fault == 'host_crash':
         subprocess.run(['podman', 'kill', victim], check=True, capture_output=True)
-    elif fault == 'postmaster_kill':
+    elif fault == 'postgres_kill':
         subprocess.run(['podman', 'exec', victim, 'pkill', '-KILL', '-o', '-u', 'postgres', '-x', 'postgres'],
                        check=True, capture_output=True)
     else:
@@ -158,8 +158,8 @@ def run_one(cluster, password, profile, fault, run, duration):
     new_leader, leader_seen = None, None
     while time.monotonic() - fault_mono < duration:
         lead = cluster.leader(exclude=(victim,) if fault == 'host_crash' else ())
-        if lead and (lead['name'] != victim or fault == 'postmaster_kill') and lead.get('timeline', 0) >= leader.get('timeline', 0):
-            if fault != 'postmaster_kill' or lead.get('timeline') is not None:
+        if lead and (lead['name'] != victim or fault == 'postgres_kill') and lead.get('timeline', 0) >= leader.get('timeline', 0):
+            if fault != 'postgres_kill' or lead.get('timeline') is not None:
                 new_leader, leader_seen = lead['name'], round(time.monotonic() - fault_mono, 2)
                 break
         time.sleep(0.2)

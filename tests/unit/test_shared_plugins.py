@@ -1,0 +1,86 @@
+"""The filters and lookups the roles, drills and playbooks share."""
+import os
+
+import pytest
+from ansible.errors import AnsibleError
+
+from ansible_collections.pgha.cluster.plugins.filter.members import lsn_to_int, member_address, member_name
+from ansible_collections.pgha.cluster.plugins.lookup.playbook_command import playbook_command
+from ansible_collections.pgha.cluster.plugins.lookup.solutions import load_descriptors
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.parametrize('lsn, value', [('0/0', 0), ('0/3000060', 0x3000060), ('16/B374D848', 0x16B374D848),
+                                        ('1/0', 1 << 32), (42, 42)])
+def test_lsn_to_int(lsn, value):
+    assert lsn_to_int(lsn) == value
+
+
+def test_lsn_order_crosses_the_32_bit_boundary():
+    assert lsn_to_int('1/0') > lsn_to_int('0/FFFFFFFF')
+
+
+@pytest.mark.parametrize('bad', ['', '0/', '/1', 'G/1', '12345', None])
+def test_lsn_to_int_rejects_what_is_not_an_lsn(bad):
+    with pytest.raises(AnsibleError, match='not a PostgreSQL LSN'):
+        lsn_to_int(bad)
+
+
+@pytest.mark.parametrize('name, expected', [('db-1', 'db_1'), ('DB-1.example.org', 'db_1_example_org'),
+                                            ('pg1', 'pg1'), ('x' * 80, 'x' * 63)])
+def test_member_name(name, expected):
+    assert member_name(name) == expected
+
+
+def test_member_address_order_of_preference():
+    facts = {'default_ipv4': {'address': '10.0.0.7'}}
+    assert member_address({'patroni_address': '192.0.2.1', 'ansible_host': '192.0.2.2', 'ansible_facts': facts},
+                          'patroni_address') == '192.0.2.1'
+    # ansible_host counts only as an IP address: a name may resolve on the controller alone.
+    assert member_address({'ansible_host': '192.0.2.2', 'ansible_facts': facts}, 'patroni_address') == '192.0.2.2'
+    assert member_address({'ansible_host': '2001:db8::5'}, 'etcd_address') == '2001:db8::5'
+    assert member_address({'ansible_host': 'db-1.example.org', 'ansible_facts': facts}, 'etcd_address') == '10.0.0.7'
+    assert member_address({'inventory_hostname': 'db-1'}, 'x', fallback_to_name=True) == 'db-1'
+    assert member_address({}, 'x', default='down') == 'down'
+
+
+def test_member_address_names_the_variable_to_set():
+    with pytest.raises(AnsibleError, match='set etcd_address'):
+        member_address({'inventory_hostname': 'db-1', 'ansible_host': 'db-1.example.org'}, 'etcd_address')
+
+
+def test_descriptors_load_and_match_their_file_names():
+    descriptors = load_descriptors()
+    assert descriptors['patroni']['role'] == 'patroni'
+    assert not descriptors['efm']['deployable']
+
+
+def test_a_descriptor_whose_name_differs_from_its_file_is_refused(tmp_path):
+    (tmp_path / 'one.yml').write_text('pgha_solution:\n  name: two\n')
+    with pytest.raises(AnsibleError, match="file name says 'one'"):
+        load_descriptors(str(tmp_path))
+
+
+def test_playbook_command_forwards_this_runs_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'secrets.yml').write_text('a: 1\n')
+    cli = {'inventory': ('ignored',), 'vault_ids': ('prod@/etc/vault-prod',), 'vault_password_files': ('pw.txt',),
+           'become': True, 'become_user': 'root', 'become_method': 'sudo', 'remote_user': 'admin', 'forks': 5,
+           'check': True, 'diff': False, 'extra_vars': ('@secrets.yml', 'ha=patroni')}
+    argv = playbook_command('drill.yml', cli, inventory_sources=['/inv/hosts.yml'], extra_vars=[{'fault': 'host_crash'}, 'x=1'])
+    assert argv[0].endswith('ansible-playbook')
+    assert argv[1] == str(tmp_path / 'drill.yml')
+    joined = ' '.join(argv)
+    assert '-i /inv/hosts.yml' in joined and 'ignored' not in joined
+    assert '--vault-id prod@/etc/vault-prod' in joined
+    assert '--vault-password-file %s' % (tmp_path / 'pw.txt') in joined
+    assert '--become --become-method sudo --become-user root --user admin --forks 5 --check' in joined
+    assert '--diff' not in joined
+    # This run's extra vars first (a file reference made absolute), then the nested run's own: later -e wins.
+    assert argv[-8:] == ['-e', '@%s' % (tmp_path / 'secrets.yml'), '-e', 'ha=patroni', '-e', '{"fault": "host_crash"}', '-e', 'x=1']
+
+
+def test_playbook_command_refuses_a_password_prompt():
+    with pytest.raises(AnsibleError, match='cannot answer a password prompt'):
+        playbook_command('site.yml', {'ask_vault_pass': True})

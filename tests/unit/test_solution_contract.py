@@ -1,0 +1,122 @@
+"""The plug-in contract: one role and one descriptor per HA solution.
+
+Walks every descriptor in playbooks/vars/solutions/ and fails when a solution
+lacks an entry point, an argument spec or a descriptor key, when a key is
+unknown, or when anything under playbooks/ outside the descriptors and the
+solutions' own deploy plays names a solution (generic code must not).
+"""
+import glob
+import os
+import re
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLAYBOOKS = os.path.join(REPO, 'playbooks')
+DESCRIPTORS = os.path.join(PLAYBOOKS, 'vars', 'solutions')
+ENTRY_POINTS = ['main', 'status', 'switchover', 'failover', 'rejoin']
+
+COMMON_KEYS = {'name', 'order', 'title', 'deployable', 'report'}
+DEPLOYABLE_KEYS = COMMON_KEYS | {'role', 'deploy_playbook', 'endpoints', 'automatic_failover', 'rejoin', 'rejoin_method',
+                                 'drill_failover_vars', 'expect_no_loss', 'profiles'}
+NOT_DEPLOYABLE_KEYS = COMMON_KEYS | {'reason'}
+REPORT_KEYS = {'license', 'open_source', 'versions', 'redundancy', 'monitoring', 'failover_how'}
+OPTIONAL_REPORT_KEYS = {'sources'}
+PROFILE_KEYS = {'name', 'overrides', 'report_keys'}
+OPTIONAL_PROFILE_KEYS = {'drill_duration'}
+# Lines that name a solution's word for something else: the default choice of
+# ha, and PostgreSQL's replication state 'streaming'.
+NOT_A_SOLUTION = [re.compile(r'^pgha_default_ha: '), re.compile(r"'state', 'equalto', 'streaming'")]
+FAULTS = {'host_crash', 'postgres_kill', 'network_partition', 'switchover'}
+
+
+def load(path):
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def descriptors():
+    return {os.path.splitext(os.path.basename(p))[0]: load(p)['pgha_solution']
+            for p in sorted(glob.glob(os.path.join(DESCRIPTORS, '*.yml')))}
+
+
+SOLUTIONS = descriptors()
+DEPLOYABLE = sorted(name for name, d in SOLUTIONS.items() if d.get('deployable'))
+
+
+def test_the_study_and_the_deployable_solutions_are_all_there():
+    assert {'streaming', 'patroni'} <= set(DEPLOYABLE)
+    # Every system the study reviewed has a descriptor, the excluded ones too.
+    assert {'streaming', 'patroni', 'repmgr', 'pgpool', 'paf', 'pgcluster', 'raima', 'efm'} <= set(SOLUTIONS)
+
+
+@pytest.mark.parametrize('name', sorted(SOLUTIONS))
+def test_descriptor_keys(name):
+    descriptor = SOLUTIONS[name]
+    assert descriptor['name'] == name, 'the file name and pgha_solution.name differ'
+    expected = DEPLOYABLE_KEYS if descriptor.get('deployable') else NOT_DEPLOYABLE_KEYS
+    keys = set(descriptor)
+    assert not expected - keys, 'missing keys: %s' % sorted(expected - keys)
+    assert not keys - expected, 'unknown keys: %s' % sorted(keys - expected)
+    report = set(descriptor['report'])
+    assert not REPORT_KEYS - report, 'missing report keys: %s' % sorted(REPORT_KEYS - report)
+    assert not report - REPORT_KEYS - OPTIONAL_REPORT_KEYS, 'unknown report keys: %s' % sorted(report - REPORT_KEYS - OPTIONAL_REPORT_KEYS)
+    if not descriptor.get('deployable') and descriptor['name'] in ('pgcluster', 'raima', 'efm'):
+        assert descriptor['report'].get('sources'), 'an excluded system states its sources'
+
+
+@pytest.mark.parametrize('name', DEPLOYABLE)
+def test_deployable_solution_has_every_entry_point_with_an_argument_spec(name):
+    descriptor = SOLUTIONS[name]
+    role = os.path.join(REPO, 'roles', descriptor['role'])
+    specs = load(os.path.join(role, 'meta', 'argument_specs.yml'))['argument_specs']
+    for entry_point in ENTRY_POINTS:
+        assert os.path.isfile(os.path.join(role, 'tasks', entry_point + '.yml')), 'no tasks/%s.yml' % entry_point
+        assert entry_point in specs, 'no argument spec for the entry point %s' % entry_point
+    # The generic inputs every role of the contract takes.
+    for option in ('candidate', 'rejoin_member'):
+        variable = '%s_%s' % (descriptor['role'], option)
+        assert variable in specs['switchover' if option == 'candidate' else 'rejoin']['options'], variable
+        assert variable in load(os.path.join(role, 'defaults', 'main.yml')), variable
+
+
+@pytest.mark.parametrize('name', DEPLOYABLE)
+def test_deployable_solution_settings(name):
+    descriptor = SOLUTIONS[name]
+    if descriptor['deploy_playbook']:
+        assert os.path.isfile(os.path.join(PLAYBOOKS, descriptor['deploy_playbook']))
+        assert descriptor['deploy_playbook'] == 'deploy/%s.yml' % name
+    assert descriptor['endpoints']['write'], 'clients need a write endpoint'
+    assert set(descriptor['endpoints']) <= {'write', 'read'}
+    assert descriptor['rejoin'] in ('automatic', 'operator')
+    assert isinstance(descriptor['automatic_failover'], bool)
+    assert set(descriptor['drill_failover_vars']) <= FAULTS
+    assert descriptor['profiles'], 'compare.yml needs at least one settings profile'
+    defaults = load(os.path.join(REPO, 'roles', descriptor['role'], 'defaults', 'main.yml'))
+    for profile in descriptor['profiles']:
+        keys = set(profile)
+        assert not PROFILE_KEYS - keys and not keys - PROFILE_KEYS - OPTIONAL_PROFILE_KEYS, profile
+        for key in list(profile['overrides']) + profile['report_keys']:
+            assert key in defaults, '%s is not a variable of the role %s' % (key, descriptor['role'])
+
+
+def test_generic_playbooks_name_no_solution():
+    """Adding a solution needs its role, its descriptor and at most deploy/<ha>.yml: nothing else under
+    playbooks/ may mention a solution (comments aside)."""
+    names = sorted(SOLUTIONS)
+    pattern = re.compile(r'\b(%s)\b' % '|'.join(names))
+    offenders = []
+    for path in glob.glob(os.path.join(PLAYBOOKS, '**', '*'), recursive=True):
+        relative = os.path.relpath(path, PLAYBOOKS)
+        if os.path.isdir(path) or relative.startswith('vars/solutions/'):
+            continue
+        if relative.startswith('deploy/') and os.path.splitext(os.path.basename(path))[0] in names:
+            continue
+        assert not pattern.search(relative), 'a per-solution file outside the contract: %s' % relative
+        with open(path) as handle:
+            for number, line in enumerate(handle, 1):
+                code = line.split('#', 1)[0]
+                if pattern.search(code) and not any(allowed.search(code) for allowed in NOT_A_SOLUTION):
+                    offenders.append('%s:%d: %s' % (relative, number, line.strip()))
+    assert not offenders, '\n'.join(offenders)
