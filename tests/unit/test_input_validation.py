@@ -83,3 +83,28 @@ def test_role_argument_specs_reject_bad_values(role, extra, message):
     output = result.stdout + result.stderr
     assert message in output, output[-3000:]
     assert 'Validating arguments' in output or 'argument' in output.lower()
+
+
+def role_check(role, extra):
+    """Run one role against localhost in check mode: a validation that let bad input
+    through would still change nothing on this machine."""
+    result = run([os.path.join(BIN, 'ansible'), 'localhost', '--check', '-m', 'ansible.builtin.include_role',
+                  '-a', 'name=pgha.cluster.%s' % role, '-e', json.dumps(extra)])
+    return result, result.stdout + result.stderr
+
+
+def test_postgresql_refuses_to_drop_a_cluster_that_holds_data(tmp_path):
+    """In install-only mode the role drops the cluster in the HA manager's way only when it
+    is empty. A data directory with a user table (relation file 16384) is refused, by the
+    validation that runs before the role's first change."""
+    data = tmp_path / 'data'
+    (data / 'base' / '5').mkdir(parents=True)
+    (data / 'base' / '5' / '16384').write_bytes(b'\0' * 8192)
+    conf = tmp_path / 'conf'
+    conf.mkdir()
+    (conf / 'postgresql.conf').write_text("data_directory = '%s'\n" % data)
+    result, output = role_check('postgresql', {'postgresql_manage_cluster': False, 'postgresql_cluster_name': 'legacy',
+                                               'postgresql_config_directory': str(conf)})
+    assert result.returncode != 0
+    assert 'Refusing to drop PostgreSQL cluster 15/legacy' in output, output[-3000:]
+    assert 'postgresql_drop_existing_cluster=true' in output
