@@ -108,3 +108,28 @@ def test_postgresql_refuses_to_drop_a_cluster_that_holds_data(tmp_path):
     assert result.returncode != 0
     assert 'Refusing to drop PostgreSQL cluster 15/legacy' in output, output[-3000:]
     assert 'postgresql_drop_existing_cluster=true' in output
+
+
+# Every secret the postgresql role needs, so that each case fails at the check it is about.
+SECRETS = {'pgha_superuser_password': 'unit-superuser', 'pgha_replication_password': 'unit-replication',
+           'pgha_rewind_password': 'unit-rewind', 'pgha_monitoring_password': 'unit-monitoring'}
+
+
+@pytest.mark.parametrize('blank, missing, present', [
+    (['pgha_replication_password'], ['postgresql_replication_password'],
+     ['postgresql_superuser_password', 'postgresql_rewind_password', 'postgresql_monitoring_password']),
+    (list(SECRETS), ['postgresql_superuser_password', 'postgresql_replication_password',
+                     'postgresql_rewind_password', 'postgresql_monitoring_password'], []),
+])
+def test_postgresql_names_every_missing_secret_before_any_change(blank, missing, present):
+    extra = dict(SECRETS, **{name: '' for name in blank})
+    result, output = role_check('postgresql', extra)
+    assert result.returncode != 0
+    message = [line for line in output.splitlines() if 'Missing secrets:' in line]
+    assert message, output[-3000:]
+    for name in missing:
+        assert name in message[0]
+    for name in present:
+        assert name not in message[0]
+    # the values of the secrets that are set never appear
+    assert not [value for value in SECRETS.values() if value in output]
