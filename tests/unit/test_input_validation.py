@@ -133,3 +133,43 @@ def test_postgresql_names_every_missing_secret_before_any_change(blank, missing,
         assert name not in message[0]
     # the values of the secrets that are set never appear
     assert not [value for value in SECRETS.values() if value in output]
+
+
+VALID_HBA = {'type': 'hostssl', 'database': 'app', 'user': 'app', 'address': '10.1.0.0/16', 'method': 'scram-sha-256'}
+
+
+@pytest.mark.parametrize('line, message', [
+    (dict(VALID_HBA, method='trust'), "method 'trust' is not allowed"),
+    (dict(VALID_HBA, method='trust '), 'method must be a non-empty string without spaces'),
+    (dict(VALID_HBA, method='md5'), "method 'md5' is not allowed"),
+    (dict(VALID_HBA, method='TRUST'), "method 'TRUST' is not allowed"),
+    # a trust line smuggled through another field
+    (dict(VALID_HBA, address='0.0.0.0/0 trust'), 'address must be a non-empty string without spaces'),
+    (dict(VALID_HBA, user='app\nhost all all 0.0.0.0/0 trust'), 'user must be a non-empty string without spaces'),
+    (dict(VALID_HBA, database='app\tall'), 'database must be a non-empty string without spaces'),
+    (dict(VALID_HBA, address='10.0.0.0/8#'), 'address must be a non-empty string'),
+    ({k: v for k, v in VALID_HBA.items() if k != 'method'}, 'method is missing (one of scram-sha-256'),
+    (dict(VALID_HBA, methd='cert'), "unknown key 'methd'"),
+    (dict(VALID_HBA, type='local'), 'a local line takes no address'),
+    ({k: v for k, v in VALID_HBA.items() if k != 'address'}, 'address is missing'),
+    (dict(VALID_HBA, type='hots'), "type 'hots' is not one of"),
+    (dict(VALID_HBA, method='peer'), 'peer works on local lines only'),
+])
+def test_postgresql_refuses_unsafe_pg_hba_lines(line, message):
+    extra = dict(SECRETS, postgresql_hba_extra=[VALID_HBA, line])
+    result, output = role_check('postgresql', extra)
+    assert result.returncode != 0
+    assert 'postgresql_hba_extra[1]: ' in output, output[-3000:]
+    assert message in output, output[-3000:]
+    assert 'postgresql_hba_extra[0]' not in output
+
+
+def test_postgresql_accepts_safe_pg_hba_lines():
+    """No false alarm: valid lines pass the pg_hba check, and the role stops at the next one."""
+    lines = [VALID_HBA, {'type': 'local', 'database': 'all', 'user': 'app', 'method': 'peer'},
+             {'database': 'app,reports', 'user': '+readers', 'address': 'samenet', 'method': 'cert'}]
+    extra = dict(SECRETS, postgresql_hba_extra=lines, pgha_rewind_password='')
+    result, output = role_check('postgresql', extra)
+    assert result.returncode != 0
+    assert 'postgresql_hba_extra[' not in output, output[-3000:]
+    assert 'Missing secrets: postgresql_rewind_password' in output, output[-3000:]

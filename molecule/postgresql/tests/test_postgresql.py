@@ -66,6 +66,9 @@ def test_pg_hba_has_no_trust_and_uses_scram(host):
     assert any(line[1] == 'replication' and line[-1] == 'scram-sha-256' for line in lines)
     # pg_hba.conf as the server parsed it, without errors
     assert psql(host, 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL') == '0'
+    # the extra line of converge.yml, as the server parsed it
+    assert psql(host, "SELECT count(*) FROM pg_hba_file_rules WHERE type = 'hostssl' AND database = '{app}' "
+                      "AND user_name = '{app}' AND address = 'samenet' AND auth_method = 'scram-sha-256'") == '1'
 
 
 def test_accounts(host):
