@@ -173,3 +173,28 @@ def test_postgresql_accepts_safe_pg_hba_lines():
     assert result.returncode != 0
     assert 'postgresql_hba_extra[' not in output, output[-3000:]
     assert 'Missing secrets: postgresql_rewind_password' in output, output[-3000:]
+
+
+def test_postgresql_refuses_an_unsupported_postgresql_version():
+    result, output = role_check('postgresql', dict(SECRETS, postgresql_version=16))
+    assert result.returncode != 0
+    assert 'PostgreSQL 16 was asked for' in output, output[-3000:]
+    assert 'supports Debian 12 with PostgreSQL 15' in output
+    assert 'postgresql_allow_unsupported_platform=true' in output
+
+
+def test_postgresql_refuses_an_unsupported_distribution():
+    """This machine's real facts against a supported list it is not on (the list is the
+    role's internal variable, overridden here by an extra var)."""
+    result, output = role_check('postgresql', dict(SECRETS, _postgresql_supported_platforms=['Debian 11']))
+    assert result.returncode != 0
+    assert 'localhost runs ' in output and 'pgha.cluster supports Debian 11' in output, output[-3000:]
+    assert 'postgresql_allow_unsupported_platform=true' in output
+
+
+def test_postgresql_unsupported_platform_override_passes_the_platform_check():
+    extra = dict(SECRETS, postgresql_version=16, postgresql_allow_unsupported_platform=True, pgha_monitoring_password='')
+    result, output = role_check('postgresql', extra)
+    assert result.returncode != 0
+    assert 'was asked for' not in output, output[-3000:]
+    assert 'Missing secrets: postgresql_monitoring_password' in output, output[-3000:]
