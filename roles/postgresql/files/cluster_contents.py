@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Print, as JSON, what a Debian PostgreSQL cluster holds beyond what initdb creates.
 
 Usage: cluster_contents.py <postgresql.conf> <data directory if the file names none>
