@@ -30,6 +30,8 @@ help:
 host-deps:
 	@echo "==> host packages"
 	@tools/install-host-deps
+	@# fails with the Debian package to install when a tool the lab or the tests use is missing
+	@tools/check-host
 
 $(BIN)/.installed: requirements.txt
 	@echo "==> python venv ($(VENV))"

@@ -83,3 +83,118 @@ def test_role_argument_specs_reject_bad_values(role, extra, message):
     output = result.stdout + result.stderr
     assert message in output, output[-3000:]
     assert 'Validating arguments' in output or 'argument' in output.lower()
+
+
+def role_check(role, extra):
+    """Run one role against localhost in check mode: a validation that let bad input
+    through would still change nothing on this machine."""
+    result = run([os.path.join(BIN, 'ansible'), 'localhost', '--check', '-m', 'ansible.builtin.include_role',
+                  '-a', 'name=pgha.cluster.%s' % role, '-e', json.dumps(extra)])
+    return result, result.stdout + result.stderr
+
+
+def test_postgresql_refuses_to_drop_a_cluster_that_holds_data(tmp_path):
+    """In install-only mode the role drops the cluster in the HA manager's way only when it
+    is empty. A data directory with a user table (relation file 16384) is refused, by the
+    validation that runs before the role's first change."""
+    data = tmp_path / 'data'
+    (data / 'base' / '5').mkdir(parents=True)
+    (data / 'base' / '5' / '16384').write_bytes(b'\0' * 8192)
+    conf = tmp_path / 'conf'
+    conf.mkdir()
+    (conf / 'postgresql.conf').write_text("data_directory = '%s'\n" % data)
+    result, output = role_check('postgresql', {'postgresql_manage_cluster': False, 'postgresql_cluster_name': 'legacy',
+                                               'postgresql_config_directory': str(conf)})
+    assert result.returncode != 0
+    assert 'Refusing to drop PostgreSQL cluster 15/legacy' in output, output[-3000:]
+    assert 'postgresql_drop_existing_cluster=true' in output
+
+
+# Every secret the postgresql role needs, so that each case fails at the check it is about.
+SECRETS = {'pgha_superuser_password': 'unit-superuser', 'pgha_replication_password': 'unit-replication',
+           'pgha_rewind_password': 'unit-rewind', 'pgha_monitoring_password': 'unit-monitoring'}
+
+
+@pytest.mark.parametrize('blank, missing, present', [
+    (['pgha_replication_password'], ['postgresql_replication_password'],
+     ['postgresql_superuser_password', 'postgresql_rewind_password', 'postgresql_monitoring_password']),
+    (list(SECRETS), ['postgresql_superuser_password', 'postgresql_replication_password',
+                     'postgresql_rewind_password', 'postgresql_monitoring_password'], []),
+])
+def test_postgresql_names_every_missing_secret_before_any_change(blank, missing, present):
+    extra = dict(SECRETS, **{name: '' for name in blank})
+    result, output = role_check('postgresql', extra)
+    assert result.returncode != 0
+    message = [line for line in output.splitlines() if 'Missing secrets:' in line]
+    assert message, output[-3000:]
+    for name in missing:
+        assert name in message[0]
+    for name in present:
+        assert name not in message[0]
+    # the values of the secrets that are set never appear
+    assert not [value for value in SECRETS.values() if value in output]
+
+
+VALID_HBA = {'type': 'hostssl', 'database': 'app', 'user': 'app', 'address': '10.1.0.0/16', 'method': 'scram-sha-256'}
+
+
+@pytest.mark.parametrize('line, message', [
+    (dict(VALID_HBA, method='trust'), "method 'trust' is not allowed"),
+    (dict(VALID_HBA, method='trust '), 'method must be a non-empty string without spaces'),
+    (dict(VALID_HBA, method='md5'), "method 'md5' is not allowed"),
+    (dict(VALID_HBA, method='TRUST'), "method 'TRUST' is not allowed"),
+    # a trust line smuggled through another field
+    (dict(VALID_HBA, address='0.0.0.0/0 trust'), 'address must be a non-empty string without spaces'),
+    (dict(VALID_HBA, user='app\nhost all all 0.0.0.0/0 trust'), 'user must be a non-empty string without spaces'),
+    (dict(VALID_HBA, database='app\tall'), 'database must be a non-empty string without spaces'),
+    (dict(VALID_HBA, address='10.0.0.0/8#'), 'address must be a non-empty string'),
+    ({k: v for k, v in VALID_HBA.items() if k != 'method'}, 'method is missing (one of scram-sha-256'),
+    (dict(VALID_HBA, methd='cert'), "unknown key 'methd'"),
+    (dict(VALID_HBA, type='local'), 'a local line takes no address'),
+    ({k: v for k, v in VALID_HBA.items() if k != 'address'}, 'address is missing'),
+    (dict(VALID_HBA, type='hots'), "type 'hots' is not one of"),
+    (dict(VALID_HBA, method='peer'), 'peer works on local lines only'),
+])
+def test_postgresql_refuses_unsafe_pg_hba_lines(line, message):
+    extra = dict(SECRETS, postgresql_hba_extra=[VALID_HBA, line])
+    result, output = role_check('postgresql', extra)
+    assert result.returncode != 0
+    assert 'postgresql_hba_extra[1]: ' in output, output[-3000:]
+    assert message in output, output[-3000:]
+    assert 'postgresql_hba_extra[0]' not in output
+
+
+def test_postgresql_accepts_safe_pg_hba_lines():
+    """No false alarm: valid lines pass the pg_hba check, and the role stops at the next one."""
+    lines = [VALID_HBA, {'type': 'local', 'database': 'all', 'user': 'app', 'method': 'peer'},
+             {'database': 'app,reports', 'user': '+readers', 'address': 'samenet', 'method': 'cert'}]
+    extra = dict(SECRETS, postgresql_hba_extra=lines, pgha_rewind_password='')
+    result, output = role_check('postgresql', extra)
+    assert result.returncode != 0
+    assert 'postgresql_hba_extra[' not in output, output[-3000:]
+    assert 'Missing secrets: postgresql_rewind_password' in output, output[-3000:]
+
+
+def test_postgresql_refuses_an_unsupported_postgresql_version():
+    result, output = role_check('postgresql', dict(SECRETS, postgresql_version=16))
+    assert result.returncode != 0
+    assert 'PostgreSQL 16 was asked for' in output, output[-3000:]
+    assert 'supports Debian 12 with PostgreSQL 15' in output
+    assert 'postgresql_allow_unsupported_platform=true' in output
+
+
+def test_postgresql_refuses_an_unsupported_distribution():
+    """This machine's real facts against a supported list it is not on (the list is the
+    role's internal variable, overridden here by an extra var)."""
+    result, output = role_check('postgresql', dict(SECRETS, _postgresql_supported_platforms=['Debian 11']))
+    assert result.returncode != 0
+    assert 'localhost runs ' in output and 'pgha.cluster supports Debian 11' in output, output[-3000:]
+    assert 'postgresql_allow_unsupported_platform=true' in output
+
+
+def test_postgresql_unsupported_platform_override_passes_the_platform_check():
+    extra = dict(SECRETS, postgresql_version=16, postgresql_allow_unsupported_platform=True, pgha_monitoring_password='')
+    result, output = role_check('postgresql', extra)
+    assert result.returncode != 0
+    assert 'was asked for' not in output, output[-3000:]
+    assert 'Missing secrets: postgresql_monitoring_password' in output, output[-3000:]

@@ -7,8 +7,8 @@ SERVICE = 'postgresql@15-main'
 CONF_DIR = '/etc/postgresql/15/main'
 
 
-def psql(host, sql, db='postgres'):
-    cmd = host.run("runuser -u postgres -- psql -XAtq -d %s -c %s" % (db, _quote(sql)))
+def psql(host, sql, db='postgres', port=5432):
+    cmd = host.run("runuser -u postgres -- psql -XAtq -p %d -d %s -c %s" % (port, db, _quote(sql)))
     assert cmd.rc == 0, cmd.stderr
     return cmd.stdout.strip()
 
@@ -23,10 +23,19 @@ def test_service_active_and_enabled(host):
     assert service.is_enabled
 
 
-def test_only_one_cluster(host):
-    clusters = host.check_output('pg_lsclusters -h').splitlines()
-    assert len(clusters) == 1, clusters
-    assert clusters[0].split()[3] == 'online'
+def test_clusters(host):
+    """The role made one cluster, main; side_effect.yml made 'legacy' and 'fresh' and ran the
+    role in install-only mode on each: 'fresh' (empty) was dropped, 'legacy' (with data) kept."""
+    clusters = {line.split()[1]: line.split()[3] for line in host.check_output('pg_lsclusters -h').splitlines()}
+    assert clusters == {'main': 'online', 'legacy': 'online'}
+
+
+def test_cluster_with_data_survived_the_refused_deploy(host):
+    assert psql(host, 'SELECT item FROM orders', db='shop', port=5433) == 'kept'
+    refusal = host.file('/root/pgha-refusal.txt').content_string
+    assert 'Refusing to drop PostgreSQL cluster 15/legacy' in refusal
+    assert 'postgresql_drop_existing_cluster=true' in refusal
+    assert '1 user database(s)' in refusal
 
 
 @pytest.mark.parametrize('name,value', [
@@ -57,6 +66,9 @@ def test_pg_hba_has_no_trust_and_uses_scram(host):
     assert any(line[1] == 'replication' and line[-1] == 'scram-sha-256' for line in lines)
     # pg_hba.conf as the server parsed it, without errors
     assert psql(host, 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL') == '0'
+    # the extra line of converge.yml, as the server parsed it
+    assert psql(host, "SELECT count(*) FROM pg_hba_file_rules WHERE type = 'hostssl' AND database = '{app}' "
+                      "AND user_name = '{app}' AND address = 'samenet' AND auth_method = 'scram-sha-256'") == '1'
 
 
 def test_accounts(host):

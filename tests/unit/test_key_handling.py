@@ -1,0 +1,48 @@
+"""Private keys written by the postgresql role: mode 0600, and never shown by --diff.
+
+Reads the role's task files: every task that creates or copies a key file
+(openssl_privatekey, or a copy/template whose source or destination is a .key)
+must set diff: false and mode 0600.
+"""
+import glob
+import json
+import os
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROLES = ['postgresql']
+KEY_MODULES = ('community.crypto.openssl_privatekey',)
+FILE_MODULES = ('ansible.builtin.copy', 'ansible.builtin.template')
+
+
+def tasks_of(role):
+    for path in sorted(glob.glob(os.path.join(REPO, 'roles', role, 'tasks', '*.yml'))):
+        with open(path) as handle:
+            yield from _flatten(yaml.safe_load(handle) or [], os.path.basename(path))
+
+
+def _flatten(tasks, where):
+    for task in tasks:
+        for section in ('block', 'rescue', 'always'):
+            yield from _flatten(task.get(section, []), where)
+        yield where, task
+
+
+def key_tasks(role):
+    found = []
+    for where, task in tasks_of(role):
+        module = next((name for name in KEY_MODULES + FILE_MODULES if name in task), None)
+        if module in KEY_MODULES or (module in FILE_MODULES and '.key' in json.dumps(task)):
+            found.append((where, task, task[module]))
+    return found
+
+
+@pytest.mark.parametrize('role', ROLES)
+def test_key_tasks_hide_their_diff_and_write_mode_0600(role):
+    tasks = key_tasks(role)
+    assert tasks, 'no key task found: the test would check nothing'
+    for where, task, args in tasks:
+        assert task.get('diff') is False, '%s: %s lacks diff: false' % (where, task['name'])
+        assert args.get('mode') == '0600', '%s: %s writes a key with mode %s' % (where, task['name'], args.get('mode'))
