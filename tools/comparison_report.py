@@ -102,10 +102,10 @@ def score(ha, facts, summaries):
     """The study's four requirements, each with the evidence behind it."""
     fact = facts.get(ha, {})
     if not summaries:
-        why = fact.get('reason') if not fact.get('deployable') else 'not measured in this report'
+        # Not measured: the study's description only (the table says why next to it).
         return {
             'redundancy': fact.get('redundancy', '?'),
-            'failover': '%s (%s)' % (fact.get('failover_how', '?'), why),
+            'failover': fact.get('failover_how', '?'),
             'monitoring': fact.get('monitoring', '?'),
             'open_source': fact.get('license', '?'),
         }
