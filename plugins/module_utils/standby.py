@@ -553,6 +553,7 @@ def inspect_directory(module, bin_dir, data_directory):
     if is_data_directory(data_directory):
         info = controldata(module, bin_dir, data_directory)
         info['kind'] = 'cluster'
+        info['data_directory'] = data_directory
         info['standby_signal'] = os.path.exists(os.path.join(data_directory, STANDBY_SIGNAL))
         return info
     return dict(kind='other')

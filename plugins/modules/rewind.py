@@ -27,9 +27,24 @@ description:
     C(wal_log_hints) nor checksums, C(pg_rewind) failing, no data directory) is cloned afresh with
     C(pg_basebackup) instead; the old directory is moved aside, never deleted. The result says so with
     RV(method=reclone) and RV(fallback_reason).
-  - Idempotent. A node that already is a standby (C(standby.signal)) of the same system, on the source's
-    current timeline, whose C(primary_conninfo) points at the source, is not rewound; its standby settings are
-    only corrected in place when they differ (and a running server is reloaded).
+  - Refuses, before it stops, recovers or writes anything (and in check mode alike), with a message that says
+    what it found and what to do
+    - when the source is the node itself (its C(postmaster.pid), read over SQL with C(pg_read_binary_file),
+      is the running node's own; a standby shares its primary's system identifier, so that cannot tell them
+      apart);
+    - when the node is a primary (running, or stopped as one) of the same system and the source is not on a
+      newer timeline - the source is then its own standby or behind it, was not promoted, and a rewind would
+      leave no primary at all. Promote the source first;
+    - when it cannot tell whether the source is the node itself (the source user may not read
+      C(postmaster.pid)).
+  - Idempotent. A node that already is a standby (C(standby.signal)) of the same system whose
+    C(primary_conninfo) points at the source, and that is on the source's current timeline, is not rewound; its
+    standby settings are only corrected in place when they differ (and a running server is reloaded). A running
+    node is asked over SQL (C(pg_stat_wal_receiver) - streaming from O(source_host):O(source_port) on the
+    source's timeline; the module waits up to O(connect_timeout) seconds, at most 10, for it to stream), since
+    its control file keeps the old timeline until its next restartpoint. It logs in over the node's own socket
+    (or loopback address) as O(source_user); when that fails, its timeline is read from its files and a warning
+    says so.
   - In check mode the module runs C(pg_rewind --dry-run --no-ensure-shutdown), which touches nothing, when the
     target is cleanly shut down; it never stops, recovers or writes anything.
 version_added: 0.1.0
@@ -162,7 +177,10 @@ options:
     default: 10
 notes:
   - Supports C(check_mode) and C(diff).
-  - The source must not be the node itself; a standby can be the source (PostgreSQL 13+).
+  - The source must not be the node itself (refused); a standby can be the source (PostgreSQL 13+).
+  - Minimum PostgreSQL version of the node and the source - 13 (C(pg_rewind) running crash recovery itself,
+    a standby as source, C(pg_stat_wal_receiver.sender_host)). Tested with PostgreSQL 15, the only version
+    packaged for Debian 12.
 requirements:
   - psycopg >= 3.1 (C(python3-psycopg) on Debian) on the managed host
   - PostgreSQL server binaries (C(pg_rewind), C(pg_ctl), C(pg_controldata)) on the managed host
@@ -307,6 +325,12 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import (
     data_directory_version,
     find_bin_dir,
 )
+from ansible_collections.pgha.cluster.plugins.module_utils.instance import connect_local
+from ansible_collections.pgha.cluster.plugins.module_utils.rejoin import (
+    demotes_a_newer_primary,
+    follows_source,
+    source_is_target,
+)
 from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     AUTO_CONF,
     TempPassfile,
@@ -314,7 +338,6 @@ from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     apply_standby_config,
     check_root_cert,
     clone,
-    conninfo_points_at,
     default_log_file,
     desired_standby_settings,
     ensure_passfile,
@@ -369,8 +392,8 @@ def connect_source(module):
     return connect(module, params, prefix='source_')
 
 
-def source_state(module):
-    """System identifier and timelines of the source, read over SQL."""
+def source_state(module, data_directory, target_running):
+    """System identifier and timelines of the source, read over SQL, and whether it is the node itself."""
     p = module.params
     conn = connect_source(module)
     try:
@@ -383,8 +406,10 @@ def source_state(module):
         else:
             walfile = fetch_one(conn, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')['f']
             current = int(walfile[:8], 16)
+        itself = source_is_target(conn, data_directory, target_running)
         return dict(system_identifier=row['sysid'], in_recovery=row['in_recovery'], timeline=current,
-                    checkpoint_timeline=row['checkpoint_timeline'], version=conn.info.server_version)
+                    checkpoint_timeline=row['checkpoint_timeline'], version=conn.info.server_version,
+                    host=p['source_host'], port=p['source_port'], itself=itself)
     except Exception as exc:
         module.fail_json(msg='Cannot read the state of the source %s:%s as %s: %s. source_user must be a superuser '
                              'or a rewind role with the documented grants.'
@@ -432,9 +457,16 @@ def main():
     runner = Runner(module, bin_dir, p['os_user'])
     result['commands'] = runner.commands
 
-    source = source_state(module)
+    # Read-only inspection of the node first: the refusals below depend on it.
+    target = inspect_directory(module, bin_dir, data_directory)
+    result['old_timeline'] = local_timeline(target) if target['kind'] == 'cluster' else None
+    running = server_running(module, bin_dir, data_directory, p['os_user']) if target['kind'] == 'cluster' else False
+
+    source = source_state(module, data_directory, running)
     result['system_identifier'] = source['system_identifier']
     result['source_timeline'] = source['timeline']
+    if source['itself']:
+        module.fail_json(msg='Refusing to rewind %s: %s.' % (data_directory, source['itself']), **result)
 
     repl = replication_params(p, prefix='source_')
     wanted = desired_standby_settings(repl, p['settings'])
@@ -450,16 +482,28 @@ def main():
                              "first (pgha.cluster.replication_slot) or leave slot_name unset"
                              % (repl['slot_name'], repl['host'], repl['port']))
 
-    target = inspect_directory(module, bin_dir, data_directory)
-    result['old_timeline'] = local_timeline(target) if target['kind'] == 'cluster' else None
-    running = server_running(module, bin_dir, data_directory, module.params['os_user']) if target['kind'] == 'cluster' else False
+    local_conn = None
+    if running:
+        # The node's own view over SQL (its socket, the source's credentials: same roles, same cluster).
+        local_conn, dummy = connect_local(data_directory, p['source_user'], p['source_password'], p['source_db'],
+                                          p['connect_timeout'])
+    try:
+        refusal = demotes_a_newer_primary(target, running, local_conn, source)
+        if refusal:
+            module.fail_json(msg='Refusing to rewind %s: %s.' % (data_directory, refusal), **result)
+        configured = parse_conninfo(parse_auto_conf(read_text(os.path.join(data_directory, AUTO_CONF)))
+                                    .get('primary_conninfo', '')) if target['kind'] == 'cluster' else {}
+        following, timeline, note = follows_source(target, running, local_conn, source, repl, configured,
+                                                   wait_seconds=min(p['connect_timeout'], 10))
+    finally:
+        if local_conn is not None:
+            local_conn.close()
+    if note:
+        module.warn(note)
 
     # -- already following the source? --------------------------------------
-    if target['kind'] == 'cluster' and target['standby_signal'] \
-            and target['system_identifier'] == source['system_identifier'] \
-            and local_timeline(target) == source['timeline'] \
-            and conninfo_points_at(parse_conninfo(parse_auto_conf(read_text(
-                os.path.join(data_directory, AUTO_CONF))).get('primary_conninfo', '')), repl['host'], repl['port']):
+    if following:
+        result['old_timeline'] = timeline
         finish_config(module, runner, result, data_directory, wanted, repl, uid, gid, running, reconfigure=True)
         maybe_start(module, runner, result, data_directory, bin_dir)
         result['duration'] = round(time.monotonic() - started_at, 3)
