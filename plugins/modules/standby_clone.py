@@ -21,6 +21,11 @@ description:
     identifier, C(standby.signal) present) is left alone; only its C(primary_conninfo),
     C(primary_slot_name) and O(settings) are corrected in place when they differ, and a running server is
     reloaded.
+  - Such a standby must be able to follow the primary - its timeline the primary's or one of its ancestors,
+    and no WAL beyond the point where the primary's history left that timeline (read from the primary with
+    C(TIMELINE_HISTORY), and from the node's C(pg_wal) with C(pg_waldump), which only reads files). A node
+    that diverged, for example a former primary that kept writing after the failover, is refused before
+    anything changes; rewind it (M(pgha.cluster.rewind)) or set O(force=true) to clone it afresh.
   - A non-empty directory holding anything else (another cluster, a former primary, junk) is refused unless
     O(force=true); it is then renamed to C(<data_directory>.pgha-moved-<timestamp>), never deleted. A running
     server is always refused.
@@ -287,6 +292,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import find_bin_dir
+from ansible_collections.pgha.cluster.plugins.module_utils.rejoin import divergence, primary_history
 from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     Runner,
     apply_standby_config,
@@ -372,6 +378,7 @@ def main():
     conn = replication_connect(module, repl)
     try:
         primary = identify_system(module, conn)
+        history = primary_history(module, conn, primary['timeline'])
         slot_pre_exists = slot_exists(module, conn, repl['slot_name']) if repl['slot_name'] else None
     except Exception as exc:
         module.fail_json(msg='Cannot query the primary %s:%s over the replication protocol: %s'
@@ -386,6 +393,16 @@ def main():
     target = inspect_directory(module, bin_dir, data_directory)
     same_standby = (target['kind'] == 'cluster' and target['standby_signal']
                     and target['system_identifier'] == primary['system_identifier'])
+    if same_standby:
+        # A standby of the same system can still have left the primary's history (a former primary that
+        # kept writing after the failover): repointed, it would wait for WAL it can never replay.
+        primary['diverged'] = divergence(runner, target, primary['timeline'], history)
+        if primary['diverged'] and not p['force']:
+            module.fail_json(msg="data_directory '%s' holds a standby of this system that cannot follow the primary "
+                                 "%s:%s: %s. Rewind it onto the primary (pgha.cluster.rewind), or set force: true to "
+                                 "move it aside to %s.pgha-moved-<timestamp> and clone afresh"
+                                 % (data_directory, repl['host'], repl['port'], primary['diverged'], data_directory))
+        same_standby = not primary['diverged']
 
     if same_standby:
         reconfigure(module, runner, result, data_directory, wanted, repl, uid, gid, bin_dir)
@@ -445,6 +462,8 @@ def describe_target(target, primary):
         return 'empty directory'
     if kind == 'other':
         return 'holds files that are not a PostgreSQL data directory'
+    if primary.get('diverged'):
+        return 'holds a standby that diverged from the primary (%s)' % primary['diverged']
     if target['system_identifier'] != primary['system_identifier']:
         return 'holds another cluster (system identifier %s, the primary has %s)' % (
             target['system_identifier'], primary['system_identifier'])

@@ -219,3 +219,58 @@ def test_failed_clone_leaves_no_half_written_directory(pg_factory):
     assert os.listdir(standby.data_directory) == []
     parent = os.path.dirname(standby.data_directory)
     assert not [n for n in os.listdir(parent) if '.pgha-clone-' in n or n.startswith('pgha-pass-')]
+
+
+def test_diverged_former_primary_with_standby_signal_is_refused(pg_factory):
+    """Issue 10 item 4: a former primary that wrote after the failover cannot just be repointed."""
+    from tests.integration.test_rewind import failover
+    old, new = failover(pg_factory)  # old wrote row 666 on timeline 1 after new was promoted
+    old.stop()
+    open(os.path.join(old.data_directory, 'standby.signal'), 'w').close()
+    if old.os_user:
+        os.system('chown %s %s' % (old.os_user, os.path.join(old.data_directory, 'standby.signal')))
+    args = clone_args(new, old, application_name='old_primary')
+    before = snapshot(old.data_directory)
+    for check_mode in (True, False):
+        refused = run_module('standby_clone', args, check_mode=check_mode)
+        assert refused.failed and not refused.changed, refused
+        assert 'cannot follow the primary' in refused['msg'] and 'timeline 1' in refused['msg']
+        assert 'pgha.cluster.rewind' in refused['msg'] and 'force' in refused['msg']
+        no_secret(refused)
+        assert snapshot(old.data_directory) == before
+    assert not old.is_running()
+
+    # force: moved aside and cloned afresh; it streams on the new primary's timeline without the diverged row
+    done = run_module('standby_clone', dict(args, force=True, start=True))
+    assert not done.failed, done.get('msg', done)
+    assert done['action'] == 'cloned' and done['moved_aside_to']
+    new.sql('INSERT INTO t VALUES (50)')
+    wait_for(lambda: old.scalar('SELECT count(*) FROM t WHERE id = 50') == 1, what='row on the re-cloned node')
+    assert old.scalar('SELECT count(*) FROM t WHERE id = 666') == 0
+    wait_for(lambda: old.scalar("SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'") == 2,
+             what='streaming on timeline 2')
+
+
+def test_standby_of_the_old_primary_is_repointed_after_a_failover(pg_factory):
+    """The case next to item 4 that must keep working: a standby that did not diverge follows the new primary."""
+    primary = pg_factory.primary()
+    primary.sql('CREATE TABLE t (id int)')
+    s1 = pg_factory.standby_of(primary, name='s1')
+    s2 = pg_factory.new_instance('s2')
+    assert not run_module('standby_clone', clone_args(primary, s2, start=True)).failed
+    primary.sql('INSERT INTO t VALUES (1)')
+    wait_for(lambda: s2.scalar('SELECT count(*) FROM t') == 1 and s1.scalar('SELECT count(*) FROM t') == 1,
+             what='both standbys caught up')
+    primary.stop()  # a clean stop sends everything to both standbys
+    assert s1.scalar('SELECT pg_promote()') is True
+    wait_for(lambda: s1.in_recovery() is False, what='promotion')
+    started = s2.scalar('SELECT pg_postmaster_start_time()')
+
+    result = run_module('standby_clone', clone_args(s1, s2, start=True))
+    assert not result.failed, result.get('msg', result)
+    assert result['action'] == 'reconfigured' and result['reloaded']
+    s1.sql('INSERT INTO t VALUES (2)')
+    wait_for(lambda: s2.scalar('SELECT count(*) FROM t WHERE id = 2') == 1, what='row from the new primary')
+    wait_for(lambda: s2.scalar("SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'") == 2,
+             what='streaming on timeline 2')
+    assert s2.scalar('SELECT pg_postmaster_start_time()') == started
