@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from tests.helpers.pg import PgInstance, find_bin_dir
@@ -42,6 +43,9 @@ def run_module(name, args, check_mode=False, diff=False):
     module_args['_ansible_diff'] = diff
     module_args['_ansible_remote_tmp'] = tempfile.gettempdir()
     module_args['_ansible_keep_remote_files'] = False
+    # Each real module run is a process of its own: start without the warnings of earlier in-process runs.
+    module_warnings._global_warnings.clear()
+    module_warnings._global_deprecations.clear()
     stdout = io.StringIO()
     with patch_module_args(module_args), contextlib.redirect_stdout(stdout):
         with pytest.raises(SystemExit):
