@@ -59,6 +59,32 @@ def _version_key(text):
         return (0,)
 
 
+def major_version(server_version_num):
+    """150004 -> '15'; 90624 -> '9.6' (the name of the Debian binaries directory)."""
+    if server_version_num >= 100000:
+        return str(server_version_num // 10000)
+    return '%d.%d' % (server_version_num // 10000, (server_version_num // 100) % 100)
+
+
+def binaries_major(module, bin_dir):
+    """Major version of the server binaries in ``bin_dir`` ('15'), from ``postgres --version``; None if unknown."""
+    rc, out, err = module.run_command([os.path.join(bin_dir, 'postgres'), '--version'])
+    match = re.search(r'\(PostgreSQL\) (\d+)(?:\.(\d+))?', out or '')
+    if rc != 0 or not match:
+        return None
+    return match.group(1) if int(match.group(1)) >= 10 else '%s.%s' % (match.group(1), match.group(2))
+
+
+def require_major(module, bin_dir, major, whose):
+    """Fail, before any change, when the binaries of ``bin_dir`` are not of PostgreSQL ``major``."""
+    found = binaries_major(module, bin_dir)
+    if found != major:
+        module.fail_json(msg='The server binaries in %s are PostgreSQL %s, but %s runs PostgreSQL %s: its data '
+                             'directory can only be started by PostgreSQL %s. Install PostgreSQL %s (Debian: '
+                             'postgresql-%s) or set bin_dir to its binaries.'
+                             % (bin_dir, found or '(unknown version)', whose, major, major, major, major))
+
+
 def data_directory_version(data_directory):
     """Major version from PG_VERSION, or None if the directory is no cluster."""
     path = os.path.join(data_directory, 'PG_VERSION')

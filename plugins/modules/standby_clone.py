@@ -46,7 +46,10 @@ options:
   bin_dir:
     description:
       - Directory of the PostgreSQL server binaries (C(pg_basebackup), C(pg_ctl), C(pg_controldata)).
-      - Found automatically (Debian and RPM layouts, then E(PATH)) when omitted.
+      - Found automatically for the primary's major version (Debian and RPM layouts, then E(PATH)) when
+        omitted.
+      - Binaries of another major version than the primary's are refused before anything changes, since the
+        standby's data directory can only be started by the primary's major version.
     type: path
   primary_host:
     description:
@@ -291,7 +294,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import find_bin_dir
+from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import find_bin_dir, major_version, require_major
 from ansible_collections.pgha.cluster.plugins.module_utils.rejoin import divergence, primary_history
 from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     Runner,
@@ -361,7 +364,6 @@ def main():
     if p['bin_dir'] and not os.path.isfile(os.path.join(p['bin_dir'], 'pg_basebackup')):
         module.fail_json(msg="bin_dir '%s' does not contain pg_basebackup; set bin_dir to the PostgreSQL "
                              "server binaries directory (for example /usr/lib/postgresql/15/bin)" % p['bin_dir'])
-    bin_dir = find_bin_dir(module, p['bin_dir'])
     uid, gid = os_user_ids(module, p['os_user'])
     parent = os.path.dirname(data_directory)
     if not os.path.isdir(parent):
@@ -372,12 +374,11 @@ def main():
     wanted = desired_standby_settings(repl, p['settings'])
     result['primary_conninfo'] = wanted['primary_conninfo']
     result['passfile'] = repl['passfile']
-    runner = Runner(module, bin_dir, p['os_user'])
-    result['commands'] = runner.commands
 
     conn = replication_connect(module, repl)
     try:
         primary = identify_system(module, conn)
+        primary['major'] = major_version(conn.info.server_version)
         history = primary_history(module, conn, primary['timeline'])
         slot_pre_exists = slot_exists(module, conn, repl['slot_name']) if repl['slot_name'] else None
     except Exception as exc:
@@ -386,6 +387,11 @@ def main():
     finally:
         conn.close()
     result['system_identifier'] = primary['system_identifier']
+    # A standby runs the primary's major version: pick those binaries, never just the newest installed.
+    bin_dir = find_bin_dir(module, p['bin_dir'], primary['major'])
+    require_major(module, bin_dir, primary['major'], 'the primary %s:%s' % (repl['host'], repl['port']))
+    runner = Runner(module, bin_dir, p['os_user'])
+    result['commands'] = runner.commands
     if repl['slot_name'] and slot_pre_exists is False and not p['create_slot']:
         module.fail_json(msg="Replication slot '%s' does not exist on the primary %s:%s; create it first or set "
                              "create_slot: true" % (repl['slot_name'], repl['host'], repl['port']))

@@ -274,3 +274,32 @@ def test_standby_of_the_old_primary_is_repointed_after_a_failover(pg_factory):
     wait_for(lambda: s2.scalar("SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'") == 2,
              what='streaming on timeline 2')
     assert s2.scalar('SELECT pg_postmaster_start_time()') == started
+
+
+def test_binaries_of_another_major_version_are_refused(pg_factory, tmp_path):
+    """Issue 10 item 6: a standby needs the primary's major version, not whatever is installed."""
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    # Binaries that say they are PostgreSQL 13, as /usr/lib/postgresql/13/bin would on a host with several majors.
+    fake = tmp_path / 'pg13' / 'bin'
+    fake.mkdir(parents=True)
+    for name in ('postgres', 'pg_ctl', 'pg_basebackup', 'pg_controldata'):
+        script = fake / name
+        script.write_text('#!/bin/sh\necho "%s (PostgreSQL) 13.16"\n' % name)
+        script.chmod(0o755)
+    before = snapshot(standby.data_directory)
+    for check_mode in (True, False):
+        refused = run_module('standby_clone', clone_args(primary, standby, bin_dir=str(fake), slot_name='s13',
+                                                         create_slot=True, start=True), check_mode=check_mode)
+        assert refused.failed and not refused.changed, refused
+        assert 'PostgreSQL 13' in refused['msg'] and 'runs PostgreSQL 15' in refused['msg']
+        assert 'postgresql-15' in refused['msg'] and 'bin_dir' in refused['msg']
+        assert snapshot(standby.data_directory) == before
+    assert not primary.sql('SELECT 1 FROM pg_replication_slots')
+    assert not os.path.exists(os.path.join(os.path.dirname(standby.data_directory), '.pgpass_standby'))
+
+    # without bin_dir the module picks the primary's major version
+    done = run_module('standby_clone', dict(clone_args(primary, standby, start=True), bin_dir=None))
+    assert not done.failed, done.get('msg', done)
+    assert any('/15/bin/pg_basebackup' in c for c in done['commands'])
+    assert standby.in_recovery() is True
