@@ -624,6 +624,58 @@ def default_log_file(data_directory):
     return os.path.normpath(data_directory) + '.log'
 
 
+def refuse_mount_point(module, data_directory, target):
+    """Fail, before any change, when a non-empty data_directory is a mount point.
+
+    A directory that is moved aside must stay on its file system, so the
+    copy is made in a sibling directory; a mount point's sibling is on the
+    parent file system, and the mount point itself can be neither renamed nor
+    removed.
+    """
+    if target['kind'] not in ('absent', 'empty') and os.path.ismount(data_directory):
+        module.fail_json(msg="data_directory '%s' is a mount point that is not empty: it cannot be moved aside "
+                             "(the copy would land on the parent file system and the mount point cannot be "
+                             "renamed). Move its contents elsewhere on that file system yourself, then rerun; an "
+                             "empty mount point is cloned into directly." % data_directory)
+
+
+def _basebackup(module, runner, repl, directory, uid, gid, options, create_slot, slot_pre_exists, extra_settings,
+                state):
+    """pg_basebackup into the empty ``directory`` and write the standby settings there.
+
+    Sets ``state['created_slot']`` as soon as pg_basebackup is asked to
+    create the slot, so that a failure can drop it again.
+    """
+    args = ['-D', directory, '-d', basebackup_conninfo(repl), '-X', options['wal_method'], '-c',
+            options['checkpoint'], '-w']
+    if repl.get('slot_name') and options['wal_method'] == 'stream':
+        if create_slot and not slot_pre_exists:
+            args.append('-C')
+            state['created_slot'] = True
+        args += ['-S', repl['slot_name']]
+    if options.get('max_rate'):
+        args += ['-r', options['max_rate']]
+    if not options.get('verify_checksums', True):
+        args.append('--no-verify-checksums')
+    with TempPassfile(uid, gid, [(repl['host'], repl['port'], repl['user'], repl.get('password'), '*')]) as pf:
+        environ = {'PGPASSFILE': pf.path, 'PGCONNECT_TIMEOUT': str(repl['connect_timeout'])}
+        rc, out, err = runner.run('pg_basebackup', args, environ=environ, check=False)
+    if rc != 0:
+        raise RuntimeError('pg_basebackup failed (rc=%d): %s' % (rc, (err or out).strip()))
+    apply_standby_config(module, directory, desired_standby_settings(repl, extra_settings), uid, gid,
+                         check_mode=False)
+    return controldata(module, runner.bin_dir, directory), directory_size(directory)
+
+
+def _empty_directory(path):
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full, ignore_errors=True)
+        else:
+            os.unlink(full)
+
+
 def clone(module, runner, repl, data_directory, uid, gid, options, target, create_slot, slot_pre_exists,
           extra_settings=None):
     """pg_basebackup into a temporary sibling directory, then swap it in.
@@ -632,55 +684,51 @@ def clone(module, runner, repl, data_directory, uid, gid, options, target, creat
     already have been authorised (force). Returns a dict with moved_aside_to,
     bytes_copied, system_identifier. Never leaves a half-written directory:
     the temporary directory is removed on failure and the target is only
-    touched (renamed, never deleted) once the copy is complete.
+    touched (renamed, never deleted) once the copy is complete. An empty
+    mount point is cloned into directly (its sibling would be on another
+    file system) and emptied again on failure.
     """
     data_directory = os.path.normpath(data_directory)
     parent = os.path.dirname(data_directory)
     if not os.path.isdir(parent):
         module.fail_json(msg="The parent directory of data_directory ('%s') does not exist; create it or "
                              "fix data_directory" % parent)
-    tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(data_directory) + CLONE_TMP_MARK, dir=parent)
-    os.chmod(tmp, 0o700)
-    _chown(tmp, uid, gid)
-    created_slot = False
+    refuse_mount_point(module, data_directory, target)
+    in_place = os.path.ismount(data_directory)
+    if in_place:
+        workdir, saved = data_directory, os.stat(data_directory)
+    else:
+        workdir, saved = tempfile.mkdtemp(prefix='.' + os.path.basename(data_directory) + CLONE_TMP_MARK,
+                                          dir=parent), None
+    os.chmod(workdir, 0o700)
+    _chown(workdir, uid, gid)
+    state = dict(created_slot=False)
     moved = None
     try:
-        args = ['-D', tmp, '-d', basebackup_conninfo(repl), '-X', options['wal_method'], '-c', options['checkpoint'], '-w']
-        if repl.get('slot_name') and options['wal_method'] == 'stream':
-            if create_slot and not slot_pre_exists:
-                args.append('-C')
-                created_slot = True
-            args += ['-S', repl['slot_name']]
-        if options.get('max_rate'):
-            args += ['-r', options['max_rate']]
-        if not options.get('verify_checksums', True):
-            args.append('--no-verify-checksums')
-        with TempPassfile(uid, gid, [(repl['host'], repl['port'], repl['user'], repl.get('password'), '*')]) as pf:
-            environ = {'PGPASSFILE': pf.path, 'PGCONNECT_TIMEOUT': str(repl['connect_timeout'])}
-            rc, out, err = runner.run('pg_basebackup', args, environ=environ, check=False)
-        if rc != 0:
-            raise RuntimeError('pg_basebackup failed (rc=%d): %s' % (rc, (err or out).strip()))
-        wanted = desired_standby_settings(repl, extra_settings)
-        apply_standby_config(module, tmp, wanted, uid, gid, check_mode=False)
-        info = controldata(module, runner.bin_dir, tmp)
-        size = directory_size(tmp)
-        if target['kind'] == 'empty':
-            os.rmdir(data_directory)
-        elif target['kind'] != 'absent':
-            moved = moved_aside_name(data_directory)
-            os.rename(data_directory, moved)
-        os.rename(tmp, data_directory)
-        tmp = None
+        info, size = _basebackup(module, runner, repl, workdir, uid, gid, options, create_slot, slot_pre_exists,
+                                 extra_settings, state)
+        if not in_place:
+            if target['kind'] == 'empty':
+                os.rmdir(data_directory)
+            elif target['kind'] != 'absent':
+                moved = moved_aside_name(data_directory)
+                os.rename(data_directory, moved)
+            os.rename(workdir, data_directory)
+        workdir = None
         return dict(moved_aside_to=moved, bytes_copied=size, system_identifier=info['system_identifier'],
-                    created_slot=created_slot)
+                    created_slot=state['created_slot'])
     except Exception as exc:
         if moved and not os.path.lexists(data_directory):
             os.rename(moved, data_directory)
             moved = None
-        if created_slot:
+        if state['created_slot']:
             drop_slot(module, lambda: replication_connect(module, repl, fail=False), repl['slot_name'])
         module.fail_json(msg='Cloning into %s failed; the data directory was left untouched and the temporary '
                              'copy removed: %s' % (data_directory, exc), commands=runner.commands)
     finally:
-        if tmp and os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        if workdir and in_place:
+            _empty_directory(workdir)
+            os.chmod(workdir, saved.st_mode & 0o7777)
+            _chown(workdir, saved.st_uid, saved.st_gid)
+        elif workdir and os.path.isdir(workdir):
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -345,6 +345,7 @@ from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     os_user_ids,
     parse_auto_conf,
     read_text,
+    refuse_mount_point,
     replication_connect,
     replication_params,
     server_running,
@@ -522,6 +523,8 @@ def main():
         module.fail_json(msg='Cannot rewind %s: %s. Set fallback: reclone to clone it afresh from the source '
                              '(the old directory is moved aside), or fix the node.' % (data_directory, reason),
                          **result)
+    if reason:
+        refuse_mount_point(module, data_directory, target)
     if running and not p['stop_server']:
         module.fail_json(msg="A PostgreSQL server is running on data_directory '%s'; set stop_server: true to "
                              "stop it (pg_ctl stop -m fast) before the rewind, or stop it yourself" % data_directory,

@@ -16,7 +16,10 @@ description:
     streaming standby (C(standby.signal), C(primary_conninfo) and C(primary_slot_name) in
     C(postgresql.auto.conf)).
   - The copy is made into a temporary directory next to O(data_directory) (same file system) and swapped in
-    only when complete, so a failed clone never leaves a half-written data directory.
+    only when complete, so a failed clone never leaves a half-written data directory. When O(data_directory)
+    is a mount point, its sibling would be on another file system - an empty mount point is cloned into
+    directly (and emptied again if the clone fails); a non-empty one is refused, even with O(force=true),
+    since it cannot be moved aside.
   - Idempotent. A data directory that already is a standby of the same primary (same database system
     identifier, C(standby.signal) present) is left alone; only its C(primary_conninfo),
     C(primary_slot_name) and O(settings) are corrected in place when they differ, and a running server is
@@ -308,6 +311,7 @@ from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     identify_system,
     inspect_directory,
     os_user_ids,
+    refuse_mount_point,
     replication_connect,
     replication_params,
     server_running,
@@ -422,6 +426,7 @@ def main():
                 module.fail_json(msg="data_directory '%s' is not empty: %s. Set force: true to move it aside to "
                                      "%s.pgha-moved-<timestamp> and clone, or choose another data_directory"
                                      % (data_directory, what, data_directory))
+        refuse_mount_point(module, data_directory, target)
         result['changed'] = True
         result['action'] = 'cloned'
         result['changed_settings'] = sorted(wanted)

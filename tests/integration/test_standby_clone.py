@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -303,3 +304,40 @@ def test_binaries_of_another_major_version_are_refused(pg_factory, tmp_path):
     assert not done.failed, done.get('msg', done)
     assert any('/15/bin/pg_basebackup' in c for c in done['commands'])
     assert standby.in_recovery() is True
+
+
+def mount_tmpfs(path):
+    os.makedirs(path)
+    if os.geteuid() != 0 or subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=256m', 'pgha-test', path],
+                                           capture_output=True).returncode != 0:
+        pytest.skip('cannot mount a tmpfs here')
+
+
+def test_clone_into_an_empty_mount_point(pg_factory):
+    """Issue 10 item 7: the data directory is a mount point; the copy must land on that file system."""
+    primary = pg_factory.primary()
+    primary.sql('CREATE TABLE t (id int)')
+    standby = pg_factory.new_instance('standby')
+    mount_tmpfs(standby.data_directory)
+    try:
+        parent = os.path.dirname(standby.data_directory)
+        result = run_module('standby_clone', clone_args(primary, standby, start=True))
+        assert not result.failed, result.get('msg', result)
+        assert result['action'] == 'cloned' and result['moved_aside_to'] is None
+        assert os.path.ismount(standby.data_directory)
+        assert not [n for n in os.listdir(parent) if '.pgha-clone-' in n]
+        primary.sql('INSERT INTO t VALUES (1)')
+        wait_for(lambda: standby.scalar('SELECT count(*) FROM t') == 1, what='row on the standby')
+        assert not run_module('standby_clone', clone_args(primary, standby, start=True)).changed
+
+        # a mount point that holds a cluster cannot be moved aside: refused before anything changes
+        standby.stop()
+        other = pg_factory.primary(name='other')
+        before = snapshot(standby.data_directory)
+        for check_mode in (True, False):
+            refused = run_module('standby_clone', clone_args(other, standby, force=True), check_mode=check_mode)
+            assert refused.failed and 'mount point' in refused['msg'], refused
+            assert snapshot(standby.data_directory) == before
+    finally:
+        standby.stop(mode='immediate', check=False)
+        subprocess.run(['umount', standby.data_directory], capture_output=True)
