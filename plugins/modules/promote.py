@@ -82,6 +82,8 @@ notes:
     the O(expected_primary_absent) checks run in check mode too.
   - C(pg_promote()) needs superuser or an explicit C(GRANT EXECUTE); the fallback needs to run on
     the standby's host with access to the data directory.
+  - Minimum PostgreSQL version - 12 (C(pg_promote())). Tested with PostgreSQL 15, the only version packaged
+    for Debian 12.
 seealso:
   - module: pgha.cluster.replication_info
   - name: pg_promote

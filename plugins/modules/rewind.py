@@ -567,8 +567,8 @@ def main():
                         module.fail_json(msg='pg_rewind --dry-run failed: %s' % (err or out).strip(), **result)
                     result.update(method='reclone', fallback_reason='pg_rewind --dry-run failed: %s'
                                   % (err or out).strip().splitlines()[-1])
-        if p['start']:
-            result['started'] = True
+        # the node is down after the rewind (stopped first if it ran), so start would start it
+        result['started'] = p['start']
         result['stopped'] = running
         result['duration'] = round(time.monotonic() - started_at, 3)
         module.exit_json(**result)
@@ -659,11 +659,10 @@ def finish_config(module, runner, result, data_directory, wanted, repl, uid, gid
 
 def maybe_start(module, runner, result, data_directory, bin_dir):
     p = module.params
-    if not p['start'] or module.check_mode:
+    if not p['start'] or server_running(module, bin_dir, data_directory, p['os_user'], settle=0):
         return
-    if server_running(module, bin_dir, data_directory, module.params['os_user'], settle=0):
-        return
-    runner.start(data_directory, p['start_log_file'] or default_log_file(data_directory), p['config_file'])
+    if not module.check_mode:
+        runner.start(data_directory, p['start_log_file'] or default_log_file(data_directory), p['config_file'])
     result['started'] = True
     result['changed'] = True
 

@@ -179,7 +179,13 @@ notes:
   - Supports C(check_mode) and C(diff).
   - Tablespaces outside the data directory are copied by C(pg_basebackup) to the same paths as on the primary;
     they must be empty on the standby host.
-  - O(data_directory) must not be a mount point, because the finished copy is renamed into place.
+  - An empty O(data_directory) that is a mount point is cloned into directly; a non-empty one is refused.
+  - Minimum PostgreSQL version - 12 (C(standby.signal) and C(primary_conninfo) in C(postgresql.auto.conf));
+    13 for reloading a changed C(primary_conninfo) without a restart. Tested with PostgreSQL 15, the only
+    version packaged for Debian 12.
+  - Before PostgreSQL 15 the replication protocol cannot tell whether a slot exists, so with
+    O(create_slot=true) the slot must not exist yet (C(pg_basebackup -C) creates it); from 15 on an existing
+    slot is reused.
 requirements:
   - psycopg >= 3.1 (C(python3-psycopg) on Debian) on the managed host
   - PostgreSQL server binaries (C(pg_basebackup), C(pg_ctl), C(pg_controldata)) on the managed host
@@ -454,12 +460,13 @@ def main():
             if target['kind'] in ('cluster', 'other'):
                 result['moved_aside_to'] = '%s.pgha-moved-<timestamp>' % data_directory
 
-    if p['start'] and not module.check_mode and not server_running(module, bin_dir, data_directory, module.params['os_user'], settle=0):
-        runner.start(data_directory, p['start_log_file'] or default_log_file(data_directory))
+    if p['start'] and (result['action'] == 'cloned' or
+                       not server_running(module, bin_dir, data_directory, p['os_user'], settle=0)):
+        # check mode predicts the start of a stopped standby as well as of a fresh clone
+        if not module.check_mode:
+            runner.start(data_directory, p['start_log_file'] or default_log_file(data_directory))
         result['started'] = True
         result['changed'] = True
-    elif p['start'] and module.check_mode and result['action'] == 'cloned':
-        result['started'] = True
 
     result['duration'] = round(time.monotonic() - started_at, 3)
     module.exit_json(**result)

@@ -142,6 +142,8 @@ options:
     default: false
 notes:
   - Needs psycopg 3 (C(python3-psycopg)) on the host that runs the probe.
+  - Minimum PostgreSQL version - 10 (C(pg_current_wal_lsn())). Tested with PostgreSQL 15, the only version
+    packaged for Debian 12.
   - Nothing is written before the options are validated and O(dsn) is proven to reach a primary.
   - Wall-clock times in the result are epoch seconds derived from a monotonic clock anchored at the
     start, so a clock step during the run does not distort gaps.

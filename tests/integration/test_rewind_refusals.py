@@ -108,6 +108,12 @@ def test_standby_already_following_the_source_is_left_running(pg_factory):
     s1.sql('INSERT INTO t VALUES (30)')
     wait_for(lambda: s2.scalar('SELECT count(*) FROM t WHERE id = 30') == 1, what='row on s2')
 
+    # issue 10 item 9: check mode reports a start only where the real run starts the node
+    s2.stop()
+    checked = run_module('rewind', rewind_args(s2, s1, start=True), check_mode=True)
+    assert not checked.failed and checked.changed and checked['started'] and checked['method'] == 'none', checked
+    assert not s2.is_running()
+
 
 def test_old_primary_still_running_after_a_promotion_is_rewound(pg_factory):
     """The legitimate case next to item 1: the source is on a newer timeline."""

@@ -341,3 +341,20 @@ def test_clone_into_an_empty_mount_point(pg_factory):
     finally:
         standby.stop(mode='immediate', check=False)
         subprocess.run(['umount', standby.data_directory], capture_output=True)
+
+
+def test_check_mode_predicts_the_start_of_a_stopped_standby(pg_factory):
+    """Issue 10 item 9: check mode said 'no change' where the real run starts the standby."""
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    assert not run_module('standby_clone', clone_args(primary, standby, start=True)).failed
+    standby.stop()
+    args = clone_args(primary, standby, start=True)
+    checked = run_module('standby_clone', args, check_mode=True)
+    assert not checked.failed and checked.changed and checked['started'], checked
+    assert checked['action'] == 'unchanged'
+    assert not standby.is_running()
+    done = run_module('standby_clone', args)
+    assert done.changed and done['started'] and standby.in_recovery() is True
+    again = run_module('standby_clone', args, check_mode=True)
+    assert not again.changed and not again['started']
