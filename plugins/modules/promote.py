@@ -58,6 +58,8 @@ options:
       - Each entry is C(host:port), C([ipv6]:port), C(host) (port 5432) or a libpq conninfo string
         (C(host=10.0.0.11 port=5432 user=monitor)). Options missing from an entry are taken from
         the login options of this module (user, password, database, SSL settings, timeout).
+      - An entry must not contain a password - it is refused (and masked before Ansible logs the module's
+        arguments); every entry uses O(login_password) or a C(.pgpass) file.
       - The module refuses, changing nothing, when a node answers C(pg_is_in_recovery() = false),
         or when a server answers but refuses the session (its role is then unknown).
       - A node whose host answers that nothing listens (connection refused, no socket file) is absent.
@@ -189,7 +191,7 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import (
 )
 from ansible_collections.pgha.cluster.plugins.module_utils.replication import (
     classify_connection_error,
-    conninfo_passwords,
+    conninfo_argument,
     current_timeline,
     history_file_name,
     latest_history_timeline,
@@ -212,10 +214,6 @@ def validate_params(module):
     base = postgres.connection_kwargs(params)
     base.pop('host', None)
     base.pop('port', None)
-    for entry in params['expected_primary_absent']:
-        # Keep a password given inside an entry out of every result and log.
-        for secret in conninfo_passwords(entry):
-            module.no_log_values.add(secret)
     peers = []
     for entry in params['expected_primary_absent']:
         parsed, error = parse_peer(entry)
@@ -230,8 +228,10 @@ def validate_params(module):
             except Exception as exc:
                 module.fail_json(msg='expected_primary_absent entry %r is not a valid conninfo string: %s'
                                      % (target, mask_conninfo_password(str(exc).strip())))
-            if conninfo.get('password'):
-                module.no_log_values.add(conninfo['password'])
+            if 'password' in conninfo:
+                # conninfo_argument masked it before Ansible logged the arguments
+                module.fail_json(msg='expected_primary_absent entry %r must not contain a password: every entry '
+                                     'uses login_password (no_log), or a .pgpass file.' % target)
             kwargs.update(conninfo)
         else:
             kwargs.update(parsed)
@@ -389,7 +389,7 @@ def main():
         bin_dir=dict(type='path'),
         wait=dict(type='bool', default=True),
         wait_seconds=dict(type='int', default=60),
-        expected_primary_absent=dict(type='list', elements='str', default=[]),
+        expected_primary_absent=dict(type='list', elements=conninfo_argument, default=[]),
         unreachable_peers=dict(type='str', choices=['refuse', 'absent']),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -34,7 +34,9 @@ options:
       - libpq connection string (key=value or C(postgresql://) URI) of the endpoint to write through,
         for example a solution's virtual IP or proxy, or a multi-host DSN with
         C(target_session_attrs=read-write).
-      - Must not contain a password; use O(password) or a C(.pgpass) file.
+      - Must not contain a password; use O(password) or a C(.pgpass) file. A password in O(dsn),
+        O(read_dsn), O(verify_dsns) or O(split_brain_dsns) is refused, and masked before Ansible logs the
+        module's arguments on the target.
       - C(connect_timeout) in the string is ignored in favour of O(connect_timeout).
     type: str
     required: true
@@ -425,14 +427,15 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgha.cluster.plugins.module_utils.postgres import ensure_psycopg, parse_conninfo
+from ansible_collections.pgha.cluster.plugins.module_utils.postgres import ensure_psycopg
+from ansible_collections.pgha.cluster.plugins.module_utils.replication import conninfo_argument
 from ansible_collections.pgha.cluster.plugins.module_utils.probe import (
     ProbeConfig, ProbeConfigError, ProbeError, WriteProbe)
 
 
 def argument_spec():
     return dict(
-        dsn=dict(type='str', required=True),
+        dsn=dict(type=conninfo_argument, required=True),
         password=dict(type='str', no_log=True),
         duration=dict(type='float', required=True),
         interval_ms=dict(type='int', default=10),
@@ -442,33 +445,20 @@ def argument_spec():
         run_id=dict(type='str'),
         fault_at=dict(type='float'),
         fault_marker_file=dict(type='path'),
-        verify_dsns=dict(type='list', elements='str', default=[], aliases=['verify_dsn']),
-        split_brain_dsns=dict(type='list', elements='str', default=[]),
+        verify_dsns=dict(type='list', elements=conninfo_argument, default=[], aliases=['verify_dsn']),
+        split_brain_dsns=dict(type='list', elements=conninfo_argument, default=[]),
         split_brain_interval_ms=dict(type='int', default=200),
-        read_dsn=dict(type='str'),
+        read_dsn=dict(type=conninfo_argument),
         stale_read_bound_ms=dict(type='int', default=1000),
         create_table=dict(type='bool', default=True),
         cleanup=dict(type='bool', default=False),
     )
 
 
-def mask_dsn_passwords(module):
-    """Register passwords wrongly put in a DSN as no_log values before any output."""
-    params = module.params
-    for dsn in [params['dsn'], params['read_dsn']] + params['verify_dsns'] + params['split_brain_dsns']:
-        try:
-            password = parse_conninfo(dsn).get('password') if dsn else None
-        except Exception:  # unparsable DSNs are rejected later
-            continue
-        if password:
-            module.no_log_values.add(password)
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[('fault_at', 'fault_marker_file')])
     ensure_psycopg(module)
-    mask_dsn_passwords(module)
     try:
         config = ProbeConfig(**dict((k, module.params[k]) for k in argument_spec()))
     except ProbeConfigError as exc:

@@ -144,3 +144,16 @@ def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
         if time.monotonic() > deadline:
             raise AssertionError('timed out after %.0fs waiting for %s' % (timeout, what))
         time.sleep(interval)
+
+
+@pytest.fixture
+def module_log(monkeypatch):
+    """What modules send to the target's syslog or journal (``AnsibleModule.log``), captured instead.
+
+    AnsibleModule logs its arguments ("Invoked with ...") while it validates
+    them, before the module's own code runs.
+    """
+    from ansible.module_utils.basic import AnsibleModule
+    messages = []
+    monkeypatch.setattr(AnsibleModule, 'log', lambda self, msg, log_args=None: messages.append(str(msg)))
+    return messages
