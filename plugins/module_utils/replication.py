@@ -202,18 +202,6 @@ def mask_conninfo_password(conninfo):
     return re.sub(r'^(postgres(?:ql)?://[^:@/]*:)[^@/]*@', r'\1********@', masked)
 
 
-def conninfo_argument(value):
-    """Argument type of an option that holds a libpq conninfo: a str with any password masked at once.
-
-    Ansible logs a module's arguments to the target's syslog or journal while
-    it validates them, before the module's own code could register a secret
-    as no_log. Masking in the type conversion keeps a password given where it
-    does not belong out of that log and out of the result; the module then
-    refuses the (masked) password with a message that names the no_log option.
-    """
-    return mask_conninfo_password(value if isinstance(value, str) else str(value))
-
-
 def jsonable(value):
     """Convert a value from psycopg into something JSON can carry."""
     if value is None or isinstance(value, (bool, int, float, str)):

@@ -58,8 +58,8 @@ options:
       - Each entry is C(host:port), C([ipv6]:port), C(host) (port 5432) or a libpq conninfo string
         (C(host=10.0.0.11 port=5432 user=monitor)). Options missing from an entry are taken from
         the login options of this module (user, password, database, SSL settings, timeout).
-      - An entry must not contain a password - it is refused (and masked before Ansible logs the module's
-        arguments); every entry uses O(login_password) or a C(.pgpass) file.
+      - An entry must not contain a password - it is refused, and masked in the module's invocation log on the
+        target and in its result; every entry uses O(login_password) or a C(.pgpass) file.
       - The module refuses, changing nothing, when a node answers C(pg_is_in_recovery() = false),
         or when a server answers but refuses the session (its role is then unknown).
       - A node whose host answers that nothing listens (connection refused, no socket file) is absent.
@@ -176,7 +176,6 @@ connection_error:
 import os
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.cluster.plugins.module_utils import postgres
 from ansible_collections.pgha.cluster.plugins.module_utils.instance import same_instance
@@ -191,7 +190,6 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import (
 )
 from ansible_collections.pgha.cluster.plugins.module_utils.replication import (
     classify_connection_error,
-    conninfo_argument,
     current_timeline,
     history_file_name,
     latest_history_timeline,
@@ -229,7 +227,7 @@ def validate_params(module):
                 module.fail_json(msg='expected_primary_absent entry %r is not a valid conninfo string: %s'
                                      % (target, mask_conninfo_password(str(exc).strip())))
             if 'password' in conninfo:
-                # conninfo_argument masked it before Ansible logged the arguments
+                # ConninfoModule kept it out of the invocation log and of the results
                 module.fail_json(msg='expected_primary_absent entry %r must not contain a password: every entry '
                                      'uses login_password (no_log), or a .pgpass file.' % target)
             kwargs.update(conninfo)
@@ -389,10 +387,11 @@ def main():
         bin_dir=dict(type='path'),
         wait=dict(type='bool', default=True),
         wait_seconds=dict(type='int', default=60),
-        expected_primary_absent=dict(type='list', elements=conninfo_argument, default=[]),
+        expected_primary_absent=dict(type='list', elements='str', default=[]),
         unreachable_peers=dict(type='str', choices=['refuse', 'absent']),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = postgres.ConninfoModule(['expected_primary_absent'], argument_spec=argument_spec,
+                                     supports_check_mode=True)
     postgres.ensure_psycopg(module)
     peers = validate_params(module)
 

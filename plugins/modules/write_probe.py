@@ -35,8 +35,8 @@ options:
         for example a solution's virtual IP or proxy, or a multi-host DSN with
         C(target_session_attrs=read-write).
       - Must not contain a password; use O(password) or a C(.pgpass) file. A password in O(dsn),
-        O(read_dsn), O(verify_dsns) or O(split_brain_dsns) is refused, and masked before Ansible logs the
-        module's arguments on the target.
+        O(read_dsn), O(verify_dsns) or O(split_brain_dsns) is refused, and masked in the module's invocation
+        log on the target and in its result.
       - C(connect_timeout) in the string is ignored in favour of O(connect_timeout).
     type: str
     required: true
@@ -425,17 +425,15 @@ settings:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgha.cluster.plugins.module_utils.postgres import ensure_psycopg
-from ansible_collections.pgha.cluster.plugins.module_utils.replication import conninfo_argument
+from ansible_collections.pgha.cluster.plugins.module_utils.postgres import ConninfoModule, ensure_psycopg
 from ansible_collections.pgha.cluster.plugins.module_utils.probe import (
     ProbeConfig, ProbeConfigError, ProbeError, WriteProbe)
 
 
 def argument_spec():
     return dict(
-        dsn=dict(type=conninfo_argument, required=True),
+        dsn=dict(type='str', required=True),
         password=dict(type='str', no_log=True),
         duration=dict(type='float', required=True),
         interval_ms=dict(type='int', default=10),
@@ -445,10 +443,10 @@ def argument_spec():
         run_id=dict(type='str'),
         fault_at=dict(type='float'),
         fault_marker_file=dict(type='path'),
-        verify_dsns=dict(type='list', elements=conninfo_argument, default=[], aliases=['verify_dsn']),
-        split_brain_dsns=dict(type='list', elements=conninfo_argument, default=[]),
+        verify_dsns=dict(type='list', elements='str', default=[], aliases=['verify_dsn']),
+        split_brain_dsns=dict(type='list', elements='str', default=[]),
         split_brain_interval_ms=dict(type='int', default=200),
-        read_dsn=dict(type=conninfo_argument),
+        read_dsn=dict(type='str'),
         stale_read_bound_ms=dict(type='int', default=1000),
         create_table=dict(type='bool', default=True),
         cleanup=dict(type='bool', default=False),
@@ -456,8 +454,9 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=[('fault_at', 'fault_marker_file')])
+    module = ConninfoModule(['dsn', 'read_dsn', 'verify_dsns', 'split_brain_dsns'],
+                            argument_spec=argument_spec(), supports_check_mode=True,
+                            mutually_exclusive=[('fault_at', 'fault_marker_file')])
     ensure_psycopg(module)
     try:
         config = ProbeConfig(**dict((k, module.params[k]) for k in argument_spec()))
