@@ -24,7 +24,8 @@ from ansible_collections.pgha.cluster.plugins.module_utils.replication import (
     latest_history_timeline,
     parse_history_file,
 )
-from ansible_collections.pgha.cluster.plugins.module_utils.standby import conninfo_points_at, replication_command
+from ansible_collections.pgha.cluster.plugins.module_utils.replication_protocol import replication_command
+from ansible_collections.pgha.cluster.plugins.module_utils.standby import conninfo_points_at
 
 # Control file states of a node that was a primary when it stopped (or still is one).
 PRIMARY_STATES = ('in production', 'shut down', 'shutting down', 'in crash recovery')

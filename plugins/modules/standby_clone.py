@@ -15,6 +15,7 @@ description:
   - Clones a PostgreSQL primary into O(data_directory) with C(pg_basebackup) and configures the copy as a
     streaming standby (C(standby.signal), C(primary_conninfo) and C(primary_slot_name) in
     C(postgresql.auto.conf)).
+  - The upstream of the options shared with M(pgha.cluster.rewind) is the primary (O(primary_host)).
   - The copy is made into a temporary directory next to O(data_directory) (same file system) and swapped in
     only when complete, so a failed clone never leaves a half-written data directory. When O(data_directory)
     is a mount point, its sibling would be on another file system - an empty mount point is cloned into
@@ -37,23 +38,16 @@ description:
     in the module result.
   - In check mode the module connects to the primary (read only, which validates the credentials), works out
     what it would do and changes nothing.
+  - O(bin_dir) must hold the primary's major version (checked with C(postgres --version), also when found
+    automatically), since the standby's data directory can only be started by it; other binaries are refused
+    before anything changes.
+  - O(settings) that need a restart of a running standby are reported in RV(restart_required).
 version_added: 0.1.0
 author:
   - pgha.cluster contributors (@pgha)
+extends_documentation_fragment:
+  - pgha.cluster.standby
 options:
-  data_directory:
-    description:
-      - Data directory of the standby to create or check.
-    type: path
-    required: true
-  bin_dir:
-    description:
-      - Directory of the PostgreSQL server binaries (C(pg_basebackup), C(pg_ctl), C(pg_controldata)).
-      - Found automatically for the primary's major version (Debian and RPM layouts, then E(PATH)) when
-        omitted.
-      - Binaries of another major version than the primary's are refused before anything changes, since the
-        standby's data directory can only be started by the primary's major version.
-    type: path
   primary_host:
     description:
       - Host name or address of the primary to clone and follow.
@@ -78,36 +72,6 @@ options:
       - Needed with O(primary_ssl_mode=verify-ca) or O(primary_ssl_mode=verify-full) unless the O(os_user)
         has C(~/.postgresql/root.crt).
     type: path
-  replication_user:
-    description:
-      - Role with the C(REPLICATION) attribute used to clone and to stream.
-    type: str
-    default: replicator
-  replication_password:
-    description:
-      - Password of O(replication_user). Never logged, put on a command line or returned.
-      - Written to O(passfile) for the standby. Omit it when authentication does not need a password (for
-        example certificates) or when the password file is managed elsewhere.
-    type: str
-  passfile:
-    description:
-      - Password file (libpq pgpass format) referenced by C(passfile=) in C(primary_conninfo). The module keeps
-        one C(host:port:*:user:password) entry in it, with mode 0600, owned by O(os_user).
-      - Defaults to C(.pgpass_<name>) in the parent directory of O(data_directory) (for example
-        C(/var/lib/postgresql/15/.pgpass_main)) when O(replication_password) is set; outside the data
-        directory so that backups, rewinds and moved-aside copies never carry it.
-    type: path
-  application_name:
-    description:
-      - C(application_name) of the standby, as shown in C(pg_stat_replication) and used by
-        C(synchronous_standby_names).
-      - Defaults to the short host name.
-    type: str
-  slot_name:
-    description:
-      - Physical replication slot on the primary used while cloning and written as C(primary_slot_name).
-      - When omitted, any C(primary_slot_name) is removed from the standby configuration.
-    type: str
   create_slot:
     description:
       - Create O(slot_name) with C(pg_basebackup -C) when it does not exist yet. When the slot already exists
@@ -139,19 +103,6 @@ options:
         C(--no-verify-checksums).
     type: bool
     default: true
-  settings:
-    description:
-      - Extra server settings written to C(postgresql.auto.conf) of the standby and kept there, for example a
-        node-specific C(port) when the copied C(postgresql.conf) (which comes from the primary) does not fit.
-      - Settings that need a restart are reported in RV(restart_required).
-    type: dict
-    default: {}
-  os_user:
-    description:
-      - Operating system account that owns the data directory and runs the server. When the module runs as
-        root, C(pg_basebackup) and C(pg_ctl) run as this user and every file written is owned by it.
-    type: str
-    default: postgres
   force:
     description:
       - Allow replacing a non-empty O(data_directory) that is not a standby of this primary. The old directory
@@ -159,22 +110,6 @@ options:
       - A running server is refused even with O(force=true).
     type: bool
     default: false
-  start:
-    description:
-      - Start the standby with C(pg_ctl start) after cloning (or when it is not running).
-      - Leave V(false) when a service manager (systemd) starts the server.
-    type: bool
-    default: false
-  start_log_file:
-    description:
-      - Server log file passed to C(pg_ctl start -l) when O(start=true).
-      - Defaults to C(<data_directory>.log).
-    type: path
-  connect_timeout:
-    description:
-      - Seconds to wait for connections to the primary.
-    type: int
-    default: 10
 notes:
   - Supports C(check_mode) and C(diff).
   - Tablespaces outside the data directory are copied by C(pg_basebackup) to the same paths as on the primary;
@@ -303,56 +238,51 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import find_bin_dir, major_version, require_major
-from ansible_collections.pgha.cluster.plugins.module_utils.rejoin import divergence, primary_history
-from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
+from ansible_collections.pgha.cluster.plugins.module_utils.clone import clone, refuse_mount_point
+from ansible_collections.pgha.cluster.plugins.module_utils.host import os_user_ids, shell_join
+from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import (
     Runner,
+    default_log_file,
+    find_bin_dir,
+    inspect_directory,
+    major_version,
+    require_major,
+    server_running,
+)
+from ansible_collections.pgha.cluster.plugins.module_utils.pgpass import ensure_passfile
+from ansible_collections.pgha.cluster.plugins.module_utils.rejoin import divergence, primary_history
+from ansible_collections.pgha.cluster.plugins.module_utils.replication_protocol import (
+    identify_system,
+    replication_connect,
+    slot_exists,
+)
+from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     apply_standby_config,
     basebackup_conninfo,
     check_root_cert,
-    clone,
-    default_log_file,
     desired_standby_settings,
-    ensure_passfile,
-    identify_system,
-    inspect_directory,
-    os_user_ids,
-    refuse_mount_point,
-    replication_connect,
     replication_params,
-    server_running,
     setting_contexts,
-    shell_join,
-    slot_exists,
+    standby_argument_spec,
 )
 
 
 def argument_spec():
-    return dict(
-        data_directory=dict(type='path', required=True),
-        bin_dir=dict(type='path'),
+    spec = standby_argument_spec()
+    spec.update(
         primary_host=dict(type='str', required=True),
         primary_port=dict(type='int', default=5432),
         primary_ssl_mode=dict(type='str', default='prefer',
                               choices=['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']),
         primary_ssl_root_cert=dict(type='path'),
-        replication_user=dict(type='str', default='replicator'),
-        replication_password=dict(type='str', no_log=True),
-        passfile=dict(type='path', no_log=False),
-        application_name=dict(type='str'),
-        slot_name=dict(type='str'),
         create_slot=dict(type='bool', default=False),
         wal_method=dict(type='str', default='stream', choices=['stream', 'fetch']),
         max_rate=dict(type='str'),
         checkpoint=dict(type='str', default='fast', choices=['fast', 'spread']),
         verify_checksums=dict(type='bool', default=True),
-        settings=dict(type='dict', default={}),
-        os_user=dict(type='str', default='postgres'),
         force=dict(type='bool', default=False),
-        start=dict(type='bool', default=False),
-        start_log_file=dict(type='path'),
-        connect_timeout=dict(type='int', default=10),
     )
+    return spec
 
 
 def main():
@@ -445,7 +375,8 @@ def main():
             done = clone(module, runner, repl, data_directory, uid, gid,
                          dict(wal_method=p['wal_method'], checkpoint=p['checkpoint'], max_rate=p['max_rate'],
                               verify_checksums=p['verify_checksums']),
-                         target, p['create_slot'], bool(slot_pre_exists), p['settings'])
+                         target, create_slot=p['create_slot'], slot_pre_exists=bool(slot_pre_exists),
+                         extra_settings=p['settings'])
             result['moved_aside_to'] = done['moved_aside_to']
             result['bytes_copied'] = done['bytes_copied']
             if repl['password']:
