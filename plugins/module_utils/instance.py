@@ -21,7 +21,7 @@ __metaclass__ = type
 import os
 import time
 
-from ansible_collections.pgha.cluster.plugins.module_utils.postgres import dict_row, psycopg
+from ansible_collections.pgha.cluster.plugins.module_utils.postgres import connection_kwargs, dict_row, psycopg
 
 POSTMASTER_PID = 'postmaster.pid'
 # pid, data directory, start time, port, socket directory, listen addresses, shmem key;
@@ -107,10 +107,8 @@ def connect_local(data_directory, user, password, dbname, connect_timeout):
         return None, 'no server runs on %s' % data_directory
     errors = []
     for host in local_addresses(postmaster):
-        kwargs = dict(host=host, port=postmaster['port'], user=user, dbname=dbname,
-                      connect_timeout=max(2, connect_timeout), application_name='pgha.cluster')
-        if password:
-            kwargs['password'] = password
+        kwargs = connection_kwargs(dict(host=host, port=postmaster['port'], user=user, db=dbname, password=password,
+                                        connect_timeout=max(2, connect_timeout)), prefix='')
         try:
             conn = psycopg.connect(autocommit=True, row_factory=dict_row, **kwargs)
         except Exception as exc:

@@ -7,20 +7,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.pgha.cluster.plugins.module_utils.postgres import ensure_psycopg, psycopg
+from ansible_collections.pgha.cluster.plugins.module_utils.postgres import connection_kwargs, ensure_psycopg, psycopg
 
 
 def replication_connect(module, repl, fail=True):
     """A physical replication connection to the primary (validates credentials)."""
     ensure_psycopg(module)
-    kwargs = dict(host=repl['host'], port=repl['port'], user=repl['user'], dbname='replication',
-                  replication='true', connect_timeout=repl['connect_timeout'],
-                  application_name='pgha.cluster')
-    if repl.get('password'):
-        kwargs['password'] = repl['password']
-    for key in ('sslmode', 'sslrootcert'):
-        if repl.get(key):
-            kwargs[key] = repl[key]
+    kwargs = connection_kwargs(dict(host=repl['host'], port=repl['port'], user=repl['user'], db='replication',
+                                    password=repl.get('password'), ssl_mode=repl.get('sslmode'),
+                                    ca_cert=repl.get('sslrootcert'), connect_timeout=repl['connect_timeout']),
+                               prefix='')
+    kwargs['replication'] = 'true'
     try:
         return psycopg.connect(autocommit=True, **kwargs)
     except Exception as exc:
