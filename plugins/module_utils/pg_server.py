@@ -14,8 +14,12 @@ __metaclass__ = type
 import glob
 import os
 import re
+import time
+
+from ansible_collections.pgha.cluster.plugins.module_utils.host import chown_if_root, os_user_ids, read_text, shell_join
 
 CONTROLDATA_STATES_CLEAN = ('shut down', 'shut down in recovery')
+STANDBY_SIGNAL = 'standby.signal'
 
 
 def data_directory_argument_spec():
@@ -59,6 +63,32 @@ def _version_key(text):
         return (0,)
 
 
+def major_version(server_version_num):
+    """150004 -> '15'; 90624 -> '9.6' (the name of the Debian binaries directory)."""
+    if server_version_num >= 100000:
+        return str(server_version_num // 10000)
+    return '%d.%d' % (server_version_num // 10000, (server_version_num // 100) % 100)
+
+
+def binaries_major(module, bin_dir):
+    """Major version of the server binaries in ``bin_dir`` ('15'), from ``postgres --version``; None if unknown."""
+    rc, out, err = module.run_command([os.path.join(bin_dir, 'postgres'), '--version'])
+    match = re.search(r'\(PostgreSQL\) (\d+)(?:\.(\d+))?', out or '')
+    if rc != 0 or not match:
+        return None
+    return match.group(1) if int(match.group(1)) >= 10 else '%s.%s' % (match.group(1), match.group(2))
+
+
+def require_major(module, bin_dir, major, whose):
+    """Fail, before any change, when the binaries of ``bin_dir`` are not of PostgreSQL ``major``."""
+    found = binaries_major(module, bin_dir)
+    if found != major:
+        module.fail_json(msg='The server binaries in %s are PostgreSQL %s, but %s runs PostgreSQL %s: its data '
+                             'directory can only be started by PostgreSQL %s. Install PostgreSQL %s (Debian: '
+                             'postgresql-%s) or set bin_dir to its binaries.'
+                             % (bin_dir, found or '(unknown version)', whose, major, major, major, major))
+
+
 def data_directory_version(data_directory):
     """Major version from PG_VERSION, or None if the directory is no cluster."""
     path = os.path.join(data_directory, 'PG_VERSION')
@@ -73,12 +103,12 @@ def is_data_directory(data_directory):
         os.path.isfile(os.path.join(data_directory, 'global', 'pg_control'))
 
 
-def run_binary(module, bin_dir, name, args, check_rc=True, environ_update=None, run_as=None):
-    """Run one of the PostgreSQL binaries; returns (rc, stdout, stderr)."""
-    cmd = [os.path.join(bin_dir, name)] + list(args)
+def run_binary(module, bin_dir, name, args, check_rc=True, environ_update=None, run_as=None, cwd=None):
+    """Run one of the PostgreSQL binaries (as ``run_as`` when we are root); returns (rc, stdout, stderr)."""
+    cmd = [os.path.join(bin_dir, name)] + [str(a) for a in args]
     if run_as:
         cmd = as_user(module, run_as, cmd)
-    rc, out, err = module.run_command(cmd, environ_update=environ_update)
+    rc, out, err = module.run_command(cmd, environ_update=environ_update, cwd=cwd)
     if check_rc and rc != 0:
         module.fail_json(msg='%s failed (rc=%d): %s' % (name, rc, (err or out).strip()),
                          cmd=' '.join(cmd), rc=rc, stdout=out, stderr=err)
@@ -157,11 +187,121 @@ def server_status(module, bin_dir, data_directory):
     """
     if not os.path.isdir(data_directory):
         return 'no_directory'
-    run_as = data_directory_owner(data_directory) if os.geteuid() == 0 else None
-    rc, out, err = run_binary(module, bin_dir, 'pg_ctl', ['status', '-D', data_directory],
-                              check_rc=False, run_as=run_as)
-    if rc == 0:
-        return 'running'
-    if rc == 3:
-        return 'stopped'
-    return 'no_directory'
+    owner = data_directory_owner(data_directory) or 'postgres'
+    return 'running' if server_running(module, bin_dir, data_directory, owner, settle=0) else 'stopped'
+
+
+def processes_using(data_directory):
+    """PIDs whose working directory is ``data_directory`` (postgres chdirs there).
+
+    Catches the backends a killed postmaster leaves behind for a moment,
+    which pg_ctl status does not see but which keep the shared memory busy.
+    """
+    target = os.path.realpath(data_directory)
+    pids = []
+    for entry in os.listdir('/proc') if os.path.isdir('/proc') else []:
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink('/proc/%s/cwd' % entry) == target:
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def server_running(module, bin_dir, data_directory, os_user, settle=30.0):
+    """True when a postmaster runs on the directory.
+
+    When the postmaster was killed (kill -9) and is not reaped yet, or its
+    orphaned backends still linger, wait up to ``settle`` seconds for them
+    to go: they would make single-user crash recovery fail.
+    """
+    if not os.path.isdir(data_directory):
+        return False
+    deadline = time.monotonic() + settle
+    while True:
+        # pg_ctl refuses to run as root: run it as the server's OS user
+        rc, out, err = run_binary(module, bin_dir, 'pg_ctl', ['status', '-D', data_directory], check_rc=False,
+                                  run_as=os_user, cwd='/')
+        busy = (rc == 0 and _postmaster_is_zombie(data_directory)) or (rc != 0 and processes_using(data_directory))
+        if not busy or time.monotonic() >= deadline:
+            return rc == 0 or bool(busy)
+        time.sleep(0.2)
+
+
+def _postmaster_is_zombie(data_directory):
+    """A killed postmaster not reaped yet: pg_ctl still sees its PID, but it is dead."""
+    try:
+        with open(os.path.join(data_directory, 'postmaster.pid')) as handle:
+            pid = int(handle.readline())
+        with open('/proc/%d/stat' % pid) as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except (IOError, OSError, ValueError, IndexError):
+        return False
+
+
+def inspect_directory(module, bin_dir, data_directory):
+    """What is at ``data_directory``: absent, empty, cluster, other (junk)."""
+    if not os.path.lexists(data_directory):
+        return dict(kind='absent')
+    if not os.path.isdir(data_directory) or os.path.islink(data_directory):
+        return dict(kind='other')
+    if not os.listdir(data_directory):
+        return dict(kind='empty')
+    if is_data_directory(data_directory):
+        info = controldata(module, bin_dir, data_directory)
+        info['kind'] = 'cluster'
+        info['data_directory'] = data_directory
+        info['standby_signal'] = os.path.exists(os.path.join(data_directory, STANDBY_SIGNAL))
+        return info
+    return dict(kind='other')
+
+
+class Runner(object):
+    """Runs PostgreSQL binaries as the OS user and records the commands."""
+
+    def __init__(self, module, bin_dir, os_user):
+        self.module, self.bin_dir, self.os_user = module, bin_dir, os_user
+        self.commands = []
+
+    def run(self, name, args, environ=None, check=True, what=None, fail=True):
+        self.commands.append(shell_join([os.path.join(self.bin_dir, name)] + [str(a) for a in args], environ))
+        env = dict(environ or {})
+        env.update({'LC_ALL': 'C', 'LANG': 'C'})
+        rc, out, err = run_binary(self.module, self.bin_dir, name, args, check_rc=False, environ_update=env,
+                                  run_as=self.os_user, cwd='/')
+        if check and rc != 0 and fail:
+            self.module.fail_json(msg='%s failed (rc=%d)%s: %s' % (name, rc, ' ' + what if what else '',
+                                                                   (err or out).strip()),
+                                  rc=rc, stdout=out, stderr=err, commands=self.commands)
+        return rc, out, err
+
+    def reload(self, data_directory):
+        return self.run('pg_ctl', ['reload', '-D', data_directory])
+
+    def start(self, data_directory, log_file, config_file=None, timeout=120):
+        uid, gid = os_user_ids(self.module, self.os_user)
+        if not os.path.exists(log_file):
+            parent = os.path.dirname(log_file)
+            if not os.path.isdir(parent):
+                self.module.fail_json(msg="start_log_file directory '%s' does not exist; set start_log_file"
+                                          % parent)
+            open(log_file, 'a').close()
+            os.chmod(log_file, 0o640)
+            chown_if_root(log_file, uid, gid)
+        args = ['start', '-D', data_directory, '-l', log_file, '-w', '-t', str(timeout)]
+        if config_file:
+            args += ['-o', '-c config_file=%s' % config_file]
+        rc, out, err = self.run('pg_ctl', args, check=False)
+        if rc != 0:
+            tail = ''.join((read_text(log_file) or '').splitlines(True)[-15:])
+            self.module.fail_json(msg='pg_ctl start failed (rc=%d): %s\n%s' % (rc, (err or out).strip(), tail),
+                                  commands=self.commands)
+
+    def stop(self, data_directory, mode='fast', timeout=120):
+        self.run('pg_ctl', ['stop', '-D', data_directory, '-m', mode, '-w', '-t', str(timeout)])
+
+
+def default_log_file(data_directory):
+    return os.path.normpath(data_directory) + '.log'

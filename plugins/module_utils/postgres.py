@@ -15,7 +15,9 @@ __metaclass__ = type
 
 import traceback
 
-from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.pgha.cluster.plugins.module_utils.replication import conninfo_passwords
 
 PSYCOPG_IMPORT_ERROR = None
 try:
@@ -30,6 +32,45 @@ except ImportError:
     dict_row = None
     HAS_PSYCOPG = False
     PSYCOPG_IMPORT_ERROR = traceback.format_exc()
+
+
+class ConninfoModule(AnsibleModule):
+    """An AnsibleModule that keeps a password written inside a conninfo option out of its log and results.
+
+    AnsibleModule logs the module's arguments to the target's syslog or
+    journal ("Invoked with ...") while it validates them, before the module's
+    own code could register such a password as no_log. This class masks it
+    there, and in every result, so that the module can then refuse it with a
+    message that names the no_log option to use instead.
+    """
+
+    def __init__(self, conninfo_options, **kwargs):
+        self.conninfo_options = conninfo_options
+        super(ConninfoModule, self).__init__(**kwargs)
+
+    def _hide_conninfo_passwords(self):
+        secrets = set()
+        for name in self.conninfo_options:
+            values = (getattr(self, 'params', None) or {}).get(name)
+            for value in values if isinstance(values, list) else [values]:
+                if value:
+                    secrets.update(conninfo_passwords(str(value)))
+        self.no_log_values.update(secrets)
+        return sorted(secrets, key=len, reverse=True)
+
+    def log(self, msg, log_args=None):
+        for secret in self._hide_conninfo_passwords():
+            msg = msg.replace(secret, '********')
+            log_args = dict((k, str(v).replace(secret, '********')) for k, v in (log_args or {}).items())
+        super(ConninfoModule, self).log(msg, log_args=log_args)
+
+    def exit_json(self, **kwargs):
+        self._hide_conninfo_passwords()
+        super(ConninfoModule, self).exit_json(**kwargs)
+
+    def fail_json(self, msg, **kwargs):
+        self._hide_conninfo_passwords()
+        super(ConninfoModule, self).fail_json(msg, **kwargs)
 
 
 def connection_argument_spec():

@@ -174,6 +174,25 @@ def classify_connection_error(message):
     return 'unreachable'
 
 
+# Fragments of libpq error messages that mean the host answered that nothing listens there.
+_NOTHING_LISTENS_MARKERS = (
+    'connection refused',
+    'no such file or directory',
+)
+
+
+def nothing_listens(message):
+    """True when the host itself answered that no server listens (refused, no socket file).
+
+    Unlike a timeout, an unknown route or a failed name lookup, this is
+    evidence that no server runs at the address; silence is no evidence (a
+    network partition looks the same as a crashed host).
+    """
+    text = (message or '').lower()
+    return classify_connection_error(message) == 'unreachable' and \
+        any(marker in text for marker in _NOTHING_LISTENS_MARKERS)
+
+
 def mask_conninfo_password(conninfo):
     """Replace the value of password=... in a conninfo string by ********."""
     if not conninfo:
@@ -250,15 +269,16 @@ def probe_role(psycopg_module, kwargs):
     """Ask one server whether it is a primary.
 
     Returns ``(status, detail)`` where status is ``'primary'``, ``'standby'``,
-    ``'absent'`` (nothing answered at the address) or ``'unknown'`` (a server
-    answered but refused the session, so its role could not be read).
+    ``'absent'`` (the host answered that nothing listens), ``'unreachable'``
+    (no answer at all: timeout, no route, unknown name) or ``'unknown'`` (a
+    server answered but refused the session, so its role could not be read).
     """
     try:
         conn = psycopg_module.connect(autocommit=True, **kwargs)
     except Exception as exc:
         message = str(exc).strip()
         if classify_connection_error(message) == 'unreachable':
-            return 'absent', message
+            return ('absent' if nothing_listens(message) else 'unreachable'), message
         return 'unknown', message
     try:
         with conn.cursor() as cur:

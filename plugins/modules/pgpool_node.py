@@ -125,6 +125,7 @@ attributes:
     support: full
     description: Shows node id, host, port, Pgpool-II status name and role before and after.
 notes:
+  - Tested with Pgpool-II 4.3 (Debian 12); the backends' PostgreSQL version does not matter to the module.
   - Many PCP failures exit with status 0 and only print C(ERROR:) on stderr, and
     C(pcp_promote_node) silently ignores a node that is down; the module checks the message
     and always reads the node back instead of trusting the exit status.

@@ -31,6 +31,9 @@ options:
       - Needed only for the C(pg_ctl promote) fallback when the server cannot be reached with the
         connection options. When set, it must be a PostgreSQL data directory.
       - When the module runs as root, C(pg_ctl) runs as the owner of the directory.
+      - When set and the server answers over SQL, the module first checks that the server reached is the one
+        running on this directory (its C(postmaster.pid), read with C(pg_read_binary_file)), and refuses,
+        promoting nothing, when it is another server (for example O(login_port) of another standby).
     type: path
   bin_dir:
     description:
@@ -55,17 +58,34 @@ options:
       - Each entry is C(host:port), C([ipv6]:port), C(host) (port 5432) or a libpq conninfo string
         (C(host=10.0.0.11 port=5432 user=monitor)). Options missing from an entry are taken from
         the login options of this module (user, password, database, SSL settings, timeout).
+      - An entry must not contain a password - it is refused, and masked in the module's invocation log on the
+        target and in its result; every entry uses O(login_password) or a C(.pgpass) file.
       - The module refuses, changing nothing, when a node answers C(pg_is_in_recovery() = false),
         or when a server answers but refuses the session (its role is then unknown).
-        A node where nothing answers counts as absent.
+      - A node whose host answers that nothing listens (connection refused, no socket file) is absent.
+        A node that does not answer at all (timeout, no route, unknown name) is V(unreachable) - that is what
+        a primary cut off by a network partition looks like, so O(unreachable_peers) decides.
     type: list
     elements: str
     default: []
+  unreachable_peers:
+    description:
+      - What an unreachable O(expected_primary_absent) node means.
+      - V(refuse) refuses to promote, changing nothing - the safe choice when a partition is possible and
+        nothing fenced the old primary.
+      - V(absent) counts it as absent and promotes - choose it when the node is known to be down or fenced
+        (for example after a host crash or after fencing it).
+      - When omitted, an unreachable node counts as absent, as in earlier versions, and the module warns that
+        it did; set the option to make the choice explicit. The default will become V(refuse).
+    type: str
+    choices: [refuse, absent]
 notes:
   - Supports check mode. A standby is reported as C(changed=true) and nothing is run on it;
     the O(expected_primary_absent) checks run in check mode too.
   - C(pg_promote()) needs superuser or an explicit C(GRANT EXECUTE); the fallback needs to run on
     the standby's host with access to the data directory.
+  - Minimum PostgreSQL version - 12 (C(pg_promote())). Tested with PostgreSQL 15, the only version packaged
+    for Debian 12.
 seealso:
   - module: pgha.cluster.replication_info
   - name: pg_promote
@@ -138,7 +158,7 @@ peers:
       description: The entry, with any password masked.
       type: str
     status:
-      description: V(absent), V(standby), V(primary) or V(unknown).
+      description: V(absent), V(unreachable), V(standby), V(primary) or V(unknown).
       type: str
     detail:
       description: What the node answered, or the connection error.
@@ -156,9 +176,9 @@ connection_error:
 import os
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.cluster.plugins.module_utils import postgres
+from ansible_collections.pgha.cluster.plugins.module_utils.instance import same_instance
 from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import (
     controldata,
     data_directory_owner,
@@ -170,7 +190,6 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import (
 )
 from ansible_collections.pgha.cluster.plugins.module_utils.replication import (
     classify_connection_error,
-    conninfo_passwords,
     current_timeline,
     history_file_name,
     latest_history_timeline,
@@ -193,10 +212,6 @@ def validate_params(module):
     base = postgres.connection_kwargs(params)
     base.pop('host', None)
     base.pop('port', None)
-    for entry in params['expected_primary_absent']:
-        # Keep a password given inside an entry out of every result and log.
-        for secret in conninfo_passwords(entry):
-            module.no_log_values.add(secret)
     peers = []
     for entry in params['expected_primary_absent']:
         parsed, error = parse_peer(entry)
@@ -211,8 +226,10 @@ def validate_params(module):
             except Exception as exc:
                 module.fail_json(msg='expected_primary_absent entry %r is not a valid conninfo string: %s'
                                      % (target, mask_conninfo_password(str(exc).strip())))
-            if conninfo.get('password'):
-                module.no_log_values.add(conninfo['password'])
+            if 'password' in conninfo:
+                # ConninfoModule kept it out of the invocation log and of the results
+                module.fail_json(msg='expected_primary_absent entry %r must not contain a password: every entry '
+                                     'uses login_password (no_log), or a .pgpass file.' % target)
             kwargs.update(conninfo)
         else:
             kwargs.update(parsed)
@@ -231,6 +248,7 @@ def check_peers(module, peers, result):
     result['peers'] = checks
     primaries = [c['target'] for c in checks if c['status'] == 'primary']
     unknown = [c for c in checks if c['status'] == 'unknown']
+    unreachable = [c for c in checks if c['status'] == 'unreachable']
     if primaries:
         module.fail_json(msg='Refusing to promote: %s answered pg_is_in_recovery() = false (a primary is '
                              'running). Stop or fence it first, or remove it from expected_primary_absent.'
@@ -240,6 +258,33 @@ def check_peers(module, peers, result):
                              'credentials or pg_hba.conf for that node, or remove it from '
                              'expected_primary_absent.'
                              % (unknown[0]['target'], unknown[0]['detail']), **result)
+    if unreachable and module.params['unreachable_peers'] == 'refuse':
+        module.fail_json(msg='Refusing to promote: nothing answered from %s (%s); a primary cut off by a network '
+                             'partition looks the same. Make sure it is down or fenced, then set '
+                             'unreachable_peers: absent, or fix its address in expected_primary_absent.'
+                             % (unreachable[0]['target'], unreachable[0]['detail']), **result)
+    if unreachable and module.params['unreachable_peers'] is None:
+        module.warn('%s did not answer and was counted as absent. Set unreachable_peers: absent to keep this, '
+                    'or refuse to stop when a node may only be cut off; the default will become refuse.'
+                    % ', '.join(c['target'] for c in unreachable))
+
+
+def refuse_other_server(module, conn):
+    """Fail when data_directory is set and the login options reach another server."""
+    data_directory = module.params['data_directory']
+    if not data_directory:
+        return
+    same, detail = same_instance(conn, data_directory)
+    if same:
+        return
+    if same is None:
+        module.fail_json(msg='Refusing to promote: cannot tell whether the server reached with the login_* '
+                             'options is the one running on data_directory %s (%s). Log in as a superuser, grant '
+                             'EXECUTE on pg_read_binary_file(text, bigint, bigint, boolean) to login_user, or '
+                             'omit data_directory.' % (data_directory, detail))
+    module.fail_json(msg='Refusing to promote: the login_* options reach another server than the one of '
+                         'data_directory (%s). Fix login_host/login_port/login_unix_socket or data_directory.'
+                         % detail)
 
 
 def read_history(data_directory, timeline):
@@ -343,8 +388,10 @@ def main():
         wait=dict(type='bool', default=True),
         wait_seconds=dict(type='int', default=60),
         expected_primary_absent=dict(type='list', elements='str', default=[]),
+        unreachable_peers=dict(type='str', choices=['refuse', 'absent']),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = postgres.ConninfoModule(['expected_primary_absent'], argument_spec=argument_spec,
+                                     supports_check_mode=True)
     postgres.ensure_psycopg(module)
     peers = validate_params(module)
 
@@ -353,6 +400,7 @@ def main():
     conn, error = postgres.connect(module, fail=False)
     if conn is not None:
         try:
+            refuse_other_server(module, conn)
             in_recovery = postgres.fetch_one(conn, 'SELECT pg_catalog.pg_is_in_recovery() AS r')['r']
             if not in_recovery:
                 tli, dummy = current_timeline(conn, False)

@@ -24,6 +24,8 @@ extends_documentation_fragment:
 options: {}
 notes:
   - Supports check mode; it behaves the same as a normal run.
+  - Minimum PostgreSQL version - 13 (C(pg_stat_wal_receiver.flushed_lsn) and C(written_lsn)). Tested with
+    PostgreSQL 15, the only version packaged for Debian 12.
   - A role without superuser should be a member of C(pg_monitor), otherwise PostgreSQL hides
     the addresses and positions of other sessions in C(pg_stat_replication) and
     C(pg_stat_wal_receiver).

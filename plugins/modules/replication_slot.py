@@ -44,7 +44,8 @@ options:
   output_plugin:
     description:
       - Logical decoding output plugin of a logical slot.
-      - When omitted, a logical slot uses C(pgoutput), the plugin of built-in logical replication.
+      - When omitted, a new logical slot uses C(pgoutput), the plugin of built-in logical replication, and an
+        existing slot is not compared on its plugin.
       - Only valid with O(slot_type=logical); setting it for a physical slot is an error.
     type: str
   immediately_reserve:
@@ -79,6 +80,8 @@ notes:
     statements it would run.
   - Creating or dropping slots needs the C(REPLICATION) attribute or superuser;
     O(terminate_active) needs the right to signal the backend (superuser or C(pg_signal_backend)).
+  - Minimum PostgreSQL version - 10 (logical slots with O(two_phase) 14, O(failover) 17, as checked by the
+    module). Tested with PostgreSQL 15, the only version packaged for Debian 12.
 seealso:
   - name: Replication slots
     description: PostgreSQL documentation on replication slots.
@@ -226,8 +229,9 @@ def differences(module, slot, database):
         diffs.append('slot_type is %s, requested %s' % (slot['slot_type'], params['slot_type']))
         return diffs
     if params['slot_type'] == 'logical':
-        plugin = params['output_plugin'] or DEFAULT_OUTPUT_PLUGIN
-        if slot.get('plugin') != plugin:
+        # Omitted means "create with pgoutput", not "must be pgoutput": like two_phase, compared only when set.
+        plugin = params['output_plugin']
+        if plugin is not None and slot.get('plugin') != plugin:
             diffs.append('output_plugin is %s, requested %s' % (slot.get('plugin'), plugin))
         if slot.get('database') != database:
             diffs.append('database is %s, requested %s (login_db)' % (slot.get('database'), database))

@@ -15,6 +15,7 @@ description:
   - Turns a former primary (or a standby left on an old timeline) into a streaming standby of a new primary
     with C(pg_rewind), then writes C(standby.signal), C(primary_conninfo) (with a C(passfile=), never a
     password) and C(primary_slot_name), sharing that code with M(pgha.cluster.standby_clone).
+  - The upstream of the options shared with M(pgha.cluster.standby_clone) is the source (O(source_host)).
   - Checks the prerequisites before changing anything - same database system identifier, C(wal_log_hints) or
     data checksums, server stopped (or O(stop_server=true)), source reachable with the given credentials.
   - A node that crashed (cluster state C(in production)) is recovered first. C(pg_rewind) 13 and later does
@@ -27,25 +28,32 @@ description:
     C(wal_log_hints) nor checksums, C(pg_rewind) failing, no data directory) is cloned afresh with
     C(pg_basebackup) instead; the old directory is moved aside, never deleted. The result says so with
     RV(method=reclone) and RV(fallback_reason).
-  - Idempotent. A node that already is a standby (C(standby.signal)) of the same system, on the source's
-    current timeline, whose C(primary_conninfo) points at the source, is not rewound; its standby settings are
-    only corrected in place when they differ (and a running server is reloaded).
+  - Refuses, before it stops, recovers or writes anything (and in check mode alike), with a message that says
+    what it found and what to do
+    - when the source is the node itself (its C(postmaster.pid), read over SQL with C(pg_read_binary_file),
+      is the running node's own; a standby shares its primary's system identifier, so that cannot tell them
+      apart);
+    - when the node is a primary (running, or stopped as one) of the same system and the source is not on a
+      newer timeline - the source is then its own standby or behind it, was not promoted, and a rewind would
+      leave no primary at all. Promote the source first;
+    - when it cannot tell whether the source is the node itself (the source user may not read
+      C(postmaster.pid)).
+  - Idempotent. A node that already is a standby (C(standby.signal)) of the same system whose
+    C(primary_conninfo) points at the source, and that is on the source's current timeline, is not rewound; its
+    standby settings are only corrected in place when they differ (and a running server is reloaded). A running
+    node is asked over SQL (C(pg_stat_wal_receiver) - streaming from O(source_host):O(source_port) on the
+    source's timeline; the module waits up to O(connect_timeout) seconds, at most 10, for it to stream), since
+    its control file keeps the old timeline until its next restartpoint. It logs in over the node's own socket
+    (or loopback address) as O(source_user); when that fails, its timeline is read from its files and a warning
+    says so.
   - In check mode the module runs C(pg_rewind --dry-run --no-ensure-shutdown), which touches nothing, when the
     target is cleanly shut down; it never stops, recovers or writes anything.
 version_added: 0.1.0
 author:
   - pgha.cluster contributors (@pgha)
+extends_documentation_fragment:
+  - pgha.cluster.standby
 options:
-  data_directory:
-    description:
-      - Data directory of the node to rejoin.
-    type: path
-    required: true
-  bin_dir:
-    description:
-      - Directory of the PostgreSQL server binaries (C(pg_rewind), C(pg_ctl), C(pg_controldata), C(postgres)).
-      - Found automatically (Debian and RPM layouts, then E(PATH)) when omitted.
-    type: path
   config_file:
     description:
       - Main configuration file of the node when it is not in the data directory (Debian keeps it under
@@ -90,52 +98,12 @@ options:
         C(sslrootcert)), for C(pg_rewind), the reclone fallback and C(primary_conninfo).
       - The O(os_user) must be able to read it.
     type: path
-  replication_user:
-    description:
-      - Role with the C(REPLICATION) attribute the node streams with (written into C(primary_conninfo)).
-    type: str
-    default: replicator
-  replication_password:
-    description:
-      - Password of O(replication_user), stored in O(passfile). Never logged or returned.
-    type: str
-  passfile:
-    description:
-      - Password file referenced by C(passfile=) in C(primary_conninfo) (mode 0600, owned by O(os_user)).
-      - Defaults to C(.pgpass_<name>) in the parent directory of O(data_directory) when O(replication_password)
-        is set, as in M(pgha.cluster.standby_clone).
-    type: path
-  application_name:
-    description:
-      - C(application_name) of the standby. Defaults to the short host name.
-    type: str
-  slot_name:
-    description:
-      - Physical replication slot on the new primary written as C(primary_slot_name). It must exist (checked on
-        PostgreSQL 15 and later); when omitted, any C(primary_slot_name) is removed.
-    type: str
-  settings:
-    description:
-      - Extra server settings written to C(postgresql.auto.conf) after the rewind, for example a node-specific C(port).
-        C(pg_rewind) copies the source's configuration files that live in the data directory, so node-specific
-        settings kept there must be given here.
-    type: dict
-    default: {}
   stop_server:
     description:
       - Stop a running server on O(data_directory) with C(pg_ctl stop -m fast) before rewinding. When V(false),
         a running server makes the module fail.
     type: bool
     default: false
-  start:
-    description:
-      - Start the node with C(pg_ctl start) once it is a standby. Leave V(false) when systemd starts it.
-    type: bool
-    default: false
-  start_log_file:
-    description:
-      - Server log file for C(pg_ctl start -l). Defaults to C(<data_directory>.log).
-    type: path
   restore_target_wal:
     description:
       - Pass C(--restore-target-wal) so that C(pg_rewind) fetches WAL missing from C(pg_wal) with the node's
@@ -149,20 +117,12 @@ options:
     type: str
     default: none
     choices: [none, reclone]
-  os_user:
-    description:
-      - Operating system account that owns the data directory and runs the server; the binaries run as it when
-        the module runs as root.
-    type: str
-    default: postgres
-  connect_timeout:
-    description:
-      - Seconds to wait for connections to the source.
-    type: int
-    default: 10
 notes:
   - Supports C(check_mode) and C(diff).
-  - The source must not be the node itself; a standby can be the source (PostgreSQL 13+).
+  - The source must not be the node itself (refused); a standby can be the source (PostgreSQL 13+).
+  - Minimum PostgreSQL version of the node and the source - 13 (C(pg_rewind) running crash recovery itself,
+    a standby as source, C(pg_stat_wal_receiver.sender_host)). Tested with PostgreSQL 15, the only version
+    packaged for Debian 12.
 requirements:
   - psycopg >= 3.1 (C(python3-psycopg) on Debian) on the managed host
   - PostgreSQL server binaries (C(pg_rewind), C(pg_ctl), C(pg_controldata)) on the managed host
@@ -305,36 +265,42 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import (
     CONTROLDATA_STATES_CLEAN,
     as_user,
     data_directory_version,
+    default_log_file,
     find_bin_dir,
+    inspect_directory,
+    Runner,
+    server_running,
+)
+from ansible_collections.pgha.cluster.plugins.module_utils.instance import connect_local
+from ansible_collections.pgha.cluster.plugins.module_utils.replication import current_timeline
+from ansible_collections.pgha.cluster.plugins.module_utils.rejoin import (
+    demotes_a_newer_primary,
+    follows_source,
+    source_is_target,
+)
+from ansible_collections.pgha.cluster.plugins.module_utils.clone import clone, refuse_mount_point
+from ansible_collections.pgha.cluster.plugins.module_utils.host import os_user_ids, read_text
+from ansible_collections.pgha.cluster.plugins.module_utils.pgpass import TempPassfile, ensure_passfile
+from ansible_collections.pgha.cluster.plugins.module_utils.replication_protocol import (
+    replication_connect,
+    slot_exists,
 )
 from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     AUTO_CONF,
-    TempPassfile,
-    Runner,
     apply_standby_config,
     check_root_cert,
-    clone,
-    conninfo_points_at,
-    default_log_file,
     desired_standby_settings,
-    ensure_passfile,
-    inspect_directory,
-    os_user_ids,
     parse_auto_conf,
-    read_text,
-    replication_connect,
     replication_params,
-    server_running,
-    slot_exists,
+    standby_argument_spec,
 )
 
 SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']
 
 
 def argument_spec():
-    return dict(
-        data_directory=dict(type='path', required=True),
-        bin_dir=dict(type='path'),
+    spec = standby_argument_spec()
+    spec.update(
         config_file=dict(type='path'),
         source_host=dict(type='str', required=True),
         source_port=dict(type='int', default=5432),
@@ -343,20 +309,11 @@ def argument_spec():
         source_db=dict(type='str', default='postgres'),
         source_ssl_mode=dict(type='str', default='prefer', choices=SSL_MODES),
         source_ssl_root_cert=dict(type='path'),
-        replication_user=dict(type='str', default='replicator'),
-        replication_password=dict(type='str', no_log=True),
-        passfile=dict(type='path', no_log=False),
-        application_name=dict(type='str'),
-        slot_name=dict(type='str'),
-        settings=dict(type='dict', default={}),
         stop_server=dict(type='bool', default=False),
-        start=dict(type='bool', default=False),
-        start_log_file=dict(type='path'),
         restore_target_wal=dict(type='bool', default=False),
         fallback=dict(type='str', default='none', choices=['none', 'reclone']),
-        os_user=dict(type='str', default='postgres'),
-        connect_timeout=dict(type='int', default=10),
     )
+    return spec
 
 
 def connect_source(module):
@@ -369,22 +326,19 @@ def connect_source(module):
     return connect(module, params, prefix='source_')
 
 
-def source_state(module):
-    """System identifier and timelines of the source, read over SQL."""
+def source_state(module, data_directory, target_running):
+    """System identifier and timelines of the source, read over SQL, and whether it is the node itself."""
     p = module.params
     conn = connect_source(module)
     try:
         row = fetch_one(conn, 'SELECT system_identifier::text AS sysid, pg_is_in_recovery() AS in_recovery, '
                               '(SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_timeline '
                               'FROM pg_control_system()')
-        if row['in_recovery']:
-            rec = fetch_one(conn, 'SELECT received_tli FROM pg_stat_wal_receiver')
-            current = max(row['checkpoint_timeline'], (rec or {}).get('received_tli') or 0)
-        else:
-            walfile = fetch_one(conn, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')['f']
-            current = int(walfile[:8], 16)
+        current = max(row['checkpoint_timeline'], current_timeline(conn, row['in_recovery'])[0] or 0)
+        itself = source_is_target(conn, data_directory, target_running)
         return dict(system_identifier=row['sysid'], in_recovery=row['in_recovery'], timeline=current,
-                    checkpoint_timeline=row['checkpoint_timeline'], version=conn.info.server_version)
+                    checkpoint_timeline=row['checkpoint_timeline'], version=conn.info.server_version,
+                    host=p['source_host'], port=p['source_port'], itself=itself)
     except Exception as exc:
         module.fail_json(msg='Cannot read the state of the source %s:%s as %s: %s. source_user must be a superuser '
                              'or a rewind role with the documented grants.'
@@ -409,17 +363,10 @@ def local_timeline(target):
     return max(target.get('timeline') or 0, target.get('min_recovery_timeline') or 0) or None
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    started_at = time.monotonic()
+def plan(module, result):
+    """Every read and check, and every refusal, before anything changes; returns what act() needs."""
     p = module.params
     data_directory = os.path.normpath(p['data_directory'])
-    result = dict(changed=False, method='none', fallback_reason=None, duration=0.0, old_timeline=None,
-                  source_timeline=None, system_identifier=None, crash_recovery=False, stopped=False,
-                  started=False, moved_aside_to=None, bytes_copied=0, commands=[], primary_conninfo=None,
-                  passfile=None, changed_settings=[], reload_required=False, reloaded=False, dry_run_output=None)
-
-    # -- validate everything before touching anything ------------------------
     if p['bin_dir'] and not os.path.isfile(os.path.join(p['bin_dir'], 'pg_rewind')):
         module.fail_json(msg="bin_dir '%s' does not contain pg_rewind; set bin_dir to the PostgreSQL server "
                              "binaries directory (for example /usr/lib/postgresql/15/bin)" % p['bin_dir'])
@@ -432,9 +379,16 @@ def main():
     runner = Runner(module, bin_dir, p['os_user'])
     result['commands'] = runner.commands
 
-    source = source_state(module)
+    # Read-only inspection of the node first: the refusals below depend on it.
+    target = inspect_directory(module, bin_dir, data_directory)
+    result['old_timeline'] = local_timeline(target) if target['kind'] == 'cluster' else None
+    running = server_running(module, bin_dir, data_directory, p['os_user']) if target['kind'] == 'cluster' else False
+
+    source = source_state(module, data_directory, running)
     result['system_identifier'] = source['system_identifier']
     result['source_timeline'] = source['timeline']
+    if source['itself']:
+        module.fail_json(msg='Refusing to rewind %s: %s.' % (data_directory, source['itself']), **result)
 
     repl = replication_params(p, prefix='source_')
     wanted = desired_standby_settings(repl, p['settings'])
@@ -450,20 +404,30 @@ def main():
                              "first (pgha.cluster.replication_slot) or leave slot_name unset"
                              % (repl['slot_name'], repl['host'], repl['port']))
 
-    target = inspect_directory(module, bin_dir, data_directory)
-    result['old_timeline'] = local_timeline(target) if target['kind'] == 'cluster' else None
-    running = server_running(module, bin_dir, data_directory, module.params['os_user']) if target['kind'] == 'cluster' else False
-
-    # -- already following the source? --------------------------------------
-    if target['kind'] == 'cluster' and target['standby_signal'] \
-            and target['system_identifier'] == source['system_identifier'] \
-            and local_timeline(target) == source['timeline'] \
-            and conninfo_points_at(parse_conninfo(parse_auto_conf(read_text(
-                os.path.join(data_directory, AUTO_CONF))).get('primary_conninfo', '')), repl['host'], repl['port']):
-        finish_config(module, runner, result, data_directory, wanted, repl, uid, gid, running, reconfigure=True)
-        maybe_start(module, runner, result, data_directory, bin_dir)
-        result['duration'] = round(time.monotonic() - started_at, 3)
-        module.exit_json(**result)
+    local_conn = None
+    if running:
+        # The node's own view over SQL (its socket, the source's credentials: same roles, same cluster).
+        local_conn, dummy = connect_local(data_directory, p['source_user'], p['source_password'], p['source_db'],
+                                          p['connect_timeout'])
+    try:
+        refusal = demotes_a_newer_primary(target, running, local_conn, source)
+        if refusal:
+            module.fail_json(msg='Refusing to rewind %s: %s.' % (data_directory, refusal), **result)
+        configured = parse_conninfo(parse_auto_conf(read_text(os.path.join(data_directory, AUTO_CONF)))
+                                    .get('primary_conninfo', '')) if target['kind'] == 'cluster' else {}
+        following, timeline, note = follows_source(target, running, local_conn, source, repl, configured,
+                                                   wait_seconds=min(p['connect_timeout'], 10))
+    finally:
+        if local_conn is not None:
+            local_conn.close()
+    if note:
+        module.warn(note)
+    todo = dict(data_directory=data_directory, bin_dir=bin_dir, uid=uid, gid=gid, runner=runner, target=target,
+                running=running, source=source, repl=repl, wanted=wanted, following=following, reason=None,
+                crashed=False)
+    if following:
+        result['old_timeline'] = timeline
+        return todo
 
     # -- can it be rewound? ---------------------------------------------------
     reason = None
@@ -478,73 +442,90 @@ def main():
         module.fail_json(msg='Cannot rewind %s: %s. Set fallback: reclone to clone it afresh from the source '
                              '(the old directory is moved aside), or fix the node.' % (data_directory, reason),
                          **result)
+    if reason:
+        refuse_mount_point(module, data_directory, target)
     if running and not p['stop_server']:
         module.fail_json(msg="A PostgreSQL server is running on data_directory '%s'; set stop_server: true to "
                              "stop it (pg_ctl stop -m fast) before the rewind, or stop it yourself" % data_directory,
                          **result)
-    crashed = target['kind'] == 'cluster' and not running and \
+    todo['crashed'] = target['kind'] == 'cluster' and not running and \
         target['cluster_state'] not in CONTROLDATA_STATES_CLEAN
-    result['crash_recovery'] = crashed
+    todo['reason'] = reason
+    result['crash_recovery'] = todo['crashed']
     result['changed'] = True
+    return todo
 
-    source_conninfo = build_conninfo([('host', p['source_host']), ('port', p['source_port']),
-                                      ('user', p['source_user']), ('dbname', p['source_db']),
-                                      ('sslmode', p['source_ssl_mode']),
-                                      ('sslrootcert', p['source_ssl_root_cert']),
-                                      ('application_name', 'pgha.cluster-rewind')])
-    passfile_entries = [(p['source_host'], p['source_port'], p['source_user'], p['source_password'], '*')]
 
-    if module.check_mode:
-        if reason:
-            result.update(method='reclone', fallback_reason=reason)
+def rewind_source(module):
+    """The conninfo pg_rewind gets (no password) and the entries of its temporary PGPASSFILE."""
+    p = module.params
+    conninfo = build_conninfo([('host', p['source_host']), ('port', p['source_port']),
+                               ('user', p['source_user']), ('dbname', p['source_db']),
+                               ('sslmode', p['source_ssl_mode']),
+                               ('sslrootcert', p['source_ssl_root_cert']),
+                               ('application_name', 'pgha.cluster-rewind')])
+    return conninfo, [(p['source_host'], p['source_port'], p['source_user'], p['source_password'], '*')]
+
+
+def report(module, todo, result):
+    """Check mode: what the run would do, with pg_rewind --dry-run where it can run without a change."""
+    p = module.params
+    source = todo['source']
+    if todo['reason']:
+        result.update(method='reclone', fallback_reason=todo['reason'])
+    else:
+        result['method'] = 'rewind'
+        why_not = None
+        if todo['running']:
+            why_not = 'the server is running (it would be stopped first)'
+        elif todo['crashed']:
+            why_not = 'the node was not shut down cleanly (crash recovery would run first)'
+        elif source['checkpoint_timeline'] < source['timeline'] and not source['in_recovery']:
+            why_not = 'the source needs a CHECKPOINT after its promotion first'
+        if why_not:
+            result['dry_run_output'] = None
+            result['msg'] = 'pg_rewind --dry-run skipped: %s' % why_not
         else:
-            result['method'] = 'rewind'
-            why_not = None
-            if running:
-                why_not = 'the server is running (it would be stopped first)'
-            elif crashed:
-                why_not = 'the node was not shut down cleanly (crash recovery would run first)'
-            elif source['checkpoint_timeline'] < source['timeline'] and not source['in_recovery']:
-                why_not = 'the source needs a CHECKPOINT after its promotion first'
-            if why_not:
-                result['dry_run_output'] = None
-                result['msg'] = 'pg_rewind --dry-run skipped: %s' % why_not
-            else:
-                with TempPassfile(uid, gid, passfile_entries) as pf:
-                    rc, out, err = runner.run('pg_rewind', ['-D', data_directory, '--source-server', source_conninfo,
-                                                            '--dry-run', '--no-ensure-shutdown'],
-                                              environ={'PGPASSFILE': pf.path}, check=False)
-                result['dry_run_output'] = (err + out).strip()
-                if rc != 0:
-                    if p['fallback'] != 'reclone':
-                        module.fail_json(msg='pg_rewind --dry-run failed: %s' % (err or out).strip(), **result)
-                    result.update(method='reclone', fallback_reason='pg_rewind --dry-run failed: %s'
-                                  % (err or out).strip().splitlines()[-1])
-        if p['start']:
-            result['started'] = True
-        result['stopped'] = running
-        result['duration'] = round(time.monotonic() - started_at, 3)
-        module.exit_json(**result)
+            conninfo, entries = rewind_source(module)
+            with TempPassfile(todo['uid'], todo['gid'], entries) as pf:
+                rc, out, err = todo['runner'].run('pg_rewind', ['-D', todo['data_directory'], '--source-server',
+                                                                conninfo, '--dry-run', '--no-ensure-shutdown'],
+                                                  environ={'PGPASSFILE': pf.path}, check=False)
+            result['dry_run_output'] = (err + out).strip()
+            if rc != 0:
+                if p['fallback'] != 'reclone':
+                    module.fail_json(msg='pg_rewind --dry-run failed: %s' % (err or out).strip(), **result)
+                result.update(method='reclone', fallback_reason='pg_rewind --dry-run failed: %s'
+                              % (err or out).strip().splitlines()[-1])
+    # the node is down after the rewind (stopped first if it ran), so start would start it
+    result['started'] = p['start']
+    result['stopped'] = todo['running']
 
-    # -- act ------------------------------------------------------------------
-    if running:
+
+def act(module, todo, result):
+    """Stop the node if it runs, rewind it, and re-clone it when that is impossible and allowed."""
+    p = module.params
+    data_directory, runner, repl, wanted = todo['data_directory'], todo['runner'], todo['repl'], todo['wanted']
+    target, source, reason = todo['target'], todo['source'], todo['reason']
+    if todo['running']:
         runner.stop(data_directory, mode='fast')
         result['stopped'] = True
-        target = inspect_directory(module, bin_dir, data_directory)
+        target = inspect_directory(module, todo['bin_dir'], data_directory)
 
     if not reason:
         version = int(data_directory_version(data_directory).split('.')[0])
         if source['checkpoint_timeline'] < source['timeline'] and not source['in_recovery']:
             checkpoint_source(module)
-        args = ['-D', data_directory, '--source-server', source_conninfo]
+        conninfo, entries = rewind_source(module)
+        args = ['-D', data_directory, '--source-server', conninfo]
         if p['restore_target_wal']:
             args.append('--restore-target-wal')
         if p['config_file'] and version >= 15:
             # used by pg_rewind for its own crash recovery and for restore_command
             args += ['--config-file', p['config_file']]
-        elif crashed and p['config_file']:
+        elif todo['crashed'] and p['config_file']:
             single_user_recovery(module, runner, data_directory, p['config_file'])
-        with TempPassfile(uid, gid, passfile_entries) as pf:
+        with TempPassfile(todo['uid'], todo['gid'], entries) as pf:
             rc, out, err = runner.run('pg_rewind', args, environ={'PGPASSFILE': pf.path}, check=False)
         if rc != 0:
             message = (err or out).strip()
@@ -556,24 +537,44 @@ def main():
                 module.fail_json(msg='pg_rewind failed (rc=%d): %s.%s Set fallback: reclone to clone the node afresh '
                                      'instead.' % (rc, message, hint), **result)
             reason = 'pg_rewind failed: %s' % (message.splitlines() or ['rc=%d' % rc])[-1]
-            target = inspect_directory(module, bin_dir, data_directory)
+            target = inspect_directory(module, todo['bin_dir'], data_directory)
         else:
             result['method'] = 'rewind'
-            finish_config(module, runner, result, data_directory, wanted, repl, uid, gid, False, reconfigure=False)
+            finish_config(module, runner, result, data_directory, wanted, repl, todo['uid'], todo['gid'], False,
+                          reconfigure=False)
 
     if reason:
         result.update(method='reclone', fallback_reason=reason)
-        done = clone(module, runner, repl, data_directory, uid, gid,
+        done = clone(module, runner, repl, data_directory, todo['uid'], todo['gid'],
                      dict(wal_method='stream', checkpoint='fast', max_rate=None, verify_checksums=True),
-                     target, False, True, p['settings'])
+                     target, create_slot=False, slot_pre_exists=True, extra_settings=p['settings'])
         result['moved_aside_to'] = done['moved_aside_to']
         result['bytes_copied'] = done['bytes_copied']
         result['changed_settings'] = sorted(wanted)
         if repl['password']:
             ensure_passfile(module, repl['passfile'], repl['host'], repl['port'], repl['user'], repl['password'],
-                            uid, gid)
+                            todo['uid'], todo['gid'])
 
-    maybe_start(module, runner, result, data_directory, bin_dir)
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    started_at = time.monotonic()
+    result = dict(changed=False, method='none', fallback_reason=None, duration=0.0, old_timeline=None,
+                  source_timeline=None, system_identifier=None, crash_recovery=False, stopped=False,
+                  started=False, moved_aside_to=None, bytes_copied=0, commands=[], primary_conninfo=None,
+                  passfile=None, changed_settings=[], reload_required=False, reloaded=False, dry_run_output=None)
+    todo = plan(module, result)
+    if todo['following']:
+        # already a standby of the source: only its settings are corrected in place
+        finish_config(module, todo['runner'], result, todo['data_directory'], todo['wanted'], todo['repl'],
+                      todo['uid'], todo['gid'], todo['running'], reconfigure=True)
+    elif module.check_mode:
+        report(module, todo, result)
+        result['duration'] = round(time.monotonic() - started_at, 3)
+        module.exit_json(**result)
+    else:
+        act(module, todo, result)
+    maybe_start(module, todo['runner'], result, todo['data_directory'], todo['bin_dir'])
     result['duration'] = round(time.monotonic() - started_at, 3)
     module.exit_json(**result)
 
@@ -612,11 +613,10 @@ def finish_config(module, runner, result, data_directory, wanted, repl, uid, gid
 
 def maybe_start(module, runner, result, data_directory, bin_dir):
     p = module.params
-    if not p['start'] or module.check_mode:
+    if not p['start'] or server_running(module, bin_dir, data_directory, p['os_user'], settle=0):
         return
-    if server_running(module, bin_dir, data_directory, module.params['os_user'], settle=0):
-        return
-    runner.start(data_directory, p['start_log_file'] or default_log_file(data_directory), p['config_file'])
+    if not module.check_mode:
+        runner.start(data_directory, p['start_log_file'] or default_log_file(data_directory), p['config_file'])
     result['started'] = True
     result['changed'] = True
 

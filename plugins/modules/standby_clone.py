@@ -15,12 +15,21 @@ description:
   - Clones a PostgreSQL primary into O(data_directory) with C(pg_basebackup) and configures the copy as a
     streaming standby (C(standby.signal), C(primary_conninfo) and C(primary_slot_name) in
     C(postgresql.auto.conf)).
+  - The upstream of the options shared with M(pgha.cluster.rewind) is the primary (O(primary_host)).
   - The copy is made into a temporary directory next to O(data_directory) (same file system) and swapped in
-    only when complete, so a failed clone never leaves a half-written data directory.
+    only when complete, so a failed clone never leaves a half-written data directory. When O(data_directory)
+    is a mount point, its sibling would be on another file system - an empty mount point is cloned into
+    directly (and emptied again if the clone fails); a non-empty one is refused, even with O(force=true),
+    since it cannot be moved aside.
   - Idempotent. A data directory that already is a standby of the same primary (same database system
     identifier, C(standby.signal) present) is left alone; only its C(primary_conninfo),
     C(primary_slot_name) and O(settings) are corrected in place when they differ, and a running server is
     reloaded.
+  - Such a standby must be able to follow the primary - its timeline the primary's or one of its ancestors,
+    and no WAL beyond the point where the primary's history left that timeline (read from the primary with
+    C(TIMELINE_HISTORY), and from the node's C(pg_wal) with C(pg_waldump), which only reads files). A node
+    that diverged, for example a former primary that kept writing after the failover, is refused before
+    anything changes; rewind it (M(pgha.cluster.rewind)) or set O(force=true) to clone it afresh.
   - A non-empty directory holding anything else (another cluster, a former primary, junk) is refused unless
     O(force=true); it is then renamed to C(<data_directory>.pgha-moved-<timestamp>), never deleted. A running
     server is always refused.
@@ -29,20 +38,16 @@ description:
     in the module result.
   - In check mode the module connects to the primary (read only, which validates the credentials), works out
     what it would do and changes nothing.
+  - O(bin_dir) must hold the primary's major version (checked with C(postgres --version), also when found
+    automatically), since the standby's data directory can only be started by it; other binaries are refused
+    before anything changes.
+  - O(settings) that need a restart of a running standby are reported in RV(restart_required).
 version_added: 0.1.0
 author:
   - pgha.cluster contributors (@pgha)
+extends_documentation_fragment:
+  - pgha.cluster.standby
 options:
-  data_directory:
-    description:
-      - Data directory of the standby to create or check.
-    type: path
-    required: true
-  bin_dir:
-    description:
-      - Directory of the PostgreSQL server binaries (C(pg_basebackup), C(pg_ctl), C(pg_controldata)).
-      - Found automatically (Debian and RPM layouts, then E(PATH)) when omitted.
-    type: path
   primary_host:
     description:
       - Host name or address of the primary to clone and follow.
@@ -67,36 +72,6 @@ options:
       - Needed with O(primary_ssl_mode=verify-ca) or O(primary_ssl_mode=verify-full) unless the O(os_user)
         has C(~/.postgresql/root.crt).
     type: path
-  replication_user:
-    description:
-      - Role with the C(REPLICATION) attribute used to clone and to stream.
-    type: str
-    default: replicator
-  replication_password:
-    description:
-      - Password of O(replication_user). Never logged, put on a command line or returned.
-      - Written to O(passfile) for the standby. Omit it when authentication does not need a password (for
-        example certificates) or when the password file is managed elsewhere.
-    type: str
-  passfile:
-    description:
-      - Password file (libpq pgpass format) referenced by C(passfile=) in C(primary_conninfo). The module keeps
-        one C(host:port:*:user:password) entry in it, with mode 0600, owned by O(os_user).
-      - Defaults to C(.pgpass_<name>) in the parent directory of O(data_directory) (for example
-        C(/var/lib/postgresql/15/.pgpass_main)) when O(replication_password) is set; outside the data
-        directory so that backups, rewinds and moved-aside copies never carry it.
-    type: path
-  application_name:
-    description:
-      - C(application_name) of the standby, as shown in C(pg_stat_replication) and used by
-        C(synchronous_standby_names).
-      - Defaults to the short host name.
-    type: str
-  slot_name:
-    description:
-      - Physical replication slot on the primary used while cloning and written as C(primary_slot_name).
-      - When omitted, any C(primary_slot_name) is removed from the standby configuration.
-    type: str
   create_slot:
     description:
       - Create O(slot_name) with C(pg_basebackup -C) when it does not exist yet. When the slot already exists
@@ -128,19 +103,6 @@ options:
         C(--no-verify-checksums).
     type: bool
     default: true
-  settings:
-    description:
-      - Extra server settings written to C(postgresql.auto.conf) of the standby and kept there, for example a
-        node-specific C(port) when the copied C(postgresql.conf) (which comes from the primary) does not fit.
-      - Settings that need a restart are reported in RV(restart_required).
-    type: dict
-    default: {}
-  os_user:
-    description:
-      - Operating system account that owns the data directory and runs the server. When the module runs as
-        root, C(pg_basebackup) and C(pg_ctl) run as this user and every file written is owned by it.
-    type: str
-    default: postgres
   force:
     description:
       - Allow replacing a non-empty O(data_directory) that is not a standby of this primary. The old directory
@@ -148,27 +110,17 @@ options:
       - A running server is refused even with O(force=true).
     type: bool
     default: false
-  start:
-    description:
-      - Start the standby with C(pg_ctl start) after cloning (or when it is not running).
-      - Leave V(false) when a service manager (systemd) starts the server.
-    type: bool
-    default: false
-  start_log_file:
-    description:
-      - Server log file passed to C(pg_ctl start -l) when O(start=true).
-      - Defaults to C(<data_directory>.log).
-    type: path
-  connect_timeout:
-    description:
-      - Seconds to wait for connections to the primary.
-    type: int
-    default: 10
 notes:
   - Supports C(check_mode) and C(diff).
   - Tablespaces outside the data directory are copied by C(pg_basebackup) to the same paths as on the primary;
     they must be empty on the standby host.
-  - O(data_directory) must not be a mount point, because the finished copy is renamed into place.
+  - An empty O(data_directory) that is a mount point is cloned into directly; a non-empty one is refused.
+  - Minimum PostgreSQL version - 12 (C(standby.signal) and C(primary_conninfo) in C(postgresql.auto.conf));
+    13 for reloading a changed C(primary_conninfo) without a restart. Tested with PostgreSQL 15, the only
+    version packaged for Debian 12.
+  - Before PostgreSQL 15 the replication protocol cannot tell whether a slot exists, so with
+    O(create_slot=true) the slot must not exist yet (C(pg_basebackup -C) creates it); from 15 on an existing
+    slot is reused.
 requirements:
   - psycopg >= 3.1 (C(python3-psycopg) on Debian) on the managed host
   - PostgreSQL server binaries (C(pg_basebackup), C(pg_ctl), C(pg_controldata)) on the managed host
@@ -286,54 +238,51 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import find_bin_dir
-from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
+from ansible_collections.pgha.cluster.plugins.module_utils.clone import clone, refuse_mount_point
+from ansible_collections.pgha.cluster.plugins.module_utils.host import os_user_ids, shell_join
+from ansible_collections.pgha.cluster.plugins.module_utils.pg_server import (
     Runner,
+    default_log_file,
+    find_bin_dir,
+    inspect_directory,
+    major_version,
+    require_major,
+    server_running,
+)
+from ansible_collections.pgha.cluster.plugins.module_utils.pgpass import ensure_passfile
+from ansible_collections.pgha.cluster.plugins.module_utils.rejoin import divergence, primary_history
+from ansible_collections.pgha.cluster.plugins.module_utils.replication_protocol import (
+    identify_system,
+    replication_connect,
+    slot_exists,
+)
+from ansible_collections.pgha.cluster.plugins.module_utils.standby import (
     apply_standby_config,
     basebackup_conninfo,
     check_root_cert,
-    clone,
-    default_log_file,
     desired_standby_settings,
-    ensure_passfile,
-    identify_system,
-    inspect_directory,
-    os_user_ids,
-    replication_connect,
     replication_params,
-    server_running,
     setting_contexts,
-    shell_join,
-    slot_exists,
+    standby_argument_spec,
 )
 
 
 def argument_spec():
-    return dict(
-        data_directory=dict(type='path', required=True),
-        bin_dir=dict(type='path'),
+    spec = standby_argument_spec()
+    spec.update(
         primary_host=dict(type='str', required=True),
         primary_port=dict(type='int', default=5432),
         primary_ssl_mode=dict(type='str', default='prefer',
                               choices=['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']),
         primary_ssl_root_cert=dict(type='path'),
-        replication_user=dict(type='str', default='replicator'),
-        replication_password=dict(type='str', no_log=True),
-        passfile=dict(type='path', no_log=False),
-        application_name=dict(type='str'),
-        slot_name=dict(type='str'),
         create_slot=dict(type='bool', default=False),
         wal_method=dict(type='str', default='stream', choices=['stream', 'fetch']),
         max_rate=dict(type='str'),
         checkpoint=dict(type='str', default='fast', choices=['fast', 'spread']),
         verify_checksums=dict(type='bool', default=True),
-        settings=dict(type='dict', default={}),
-        os_user=dict(type='str', default='postgres'),
         force=dict(type='bool', default=False),
-        start=dict(type='bool', default=False),
-        start_log_file=dict(type='path'),
-        connect_timeout=dict(type='int', default=10),
     )
+    return spec
 
 
 def main():
@@ -355,7 +304,6 @@ def main():
     if p['bin_dir'] and not os.path.isfile(os.path.join(p['bin_dir'], 'pg_basebackup')):
         module.fail_json(msg="bin_dir '%s' does not contain pg_basebackup; set bin_dir to the PostgreSQL "
                              "server binaries directory (for example /usr/lib/postgresql/15/bin)" % p['bin_dir'])
-    bin_dir = find_bin_dir(module, p['bin_dir'])
     uid, gid = os_user_ids(module, p['os_user'])
     parent = os.path.dirname(data_directory)
     if not os.path.isdir(parent):
@@ -366,12 +314,12 @@ def main():
     wanted = desired_standby_settings(repl, p['settings'])
     result['primary_conninfo'] = wanted['primary_conninfo']
     result['passfile'] = repl['passfile']
-    runner = Runner(module, bin_dir, p['os_user'])
-    result['commands'] = runner.commands
 
     conn = replication_connect(module, repl)
     try:
         primary = identify_system(module, conn)
+        primary['major'] = major_version(conn.info.server_version)
+        history = primary_history(module, conn, primary['timeline'])
         slot_pre_exists = slot_exists(module, conn, repl['slot_name']) if repl['slot_name'] else None
     except Exception as exc:
         module.fail_json(msg='Cannot query the primary %s:%s over the replication protocol: %s'
@@ -379,6 +327,11 @@ def main():
     finally:
         conn.close()
     result['system_identifier'] = primary['system_identifier']
+    # A standby runs the primary's major version: pick those binaries, never just the newest installed.
+    bin_dir = find_bin_dir(module, p['bin_dir'], primary['major'])
+    require_major(module, bin_dir, primary['major'], 'the primary %s:%s' % (repl['host'], repl['port']))
+    runner = Runner(module, bin_dir, p['os_user'])
+    result['commands'] = runner.commands
     if repl['slot_name'] and slot_pre_exists is False and not p['create_slot']:
         module.fail_json(msg="Replication slot '%s' does not exist on the primary %s:%s; create it first or set "
                              "create_slot: true" % (repl['slot_name'], repl['host'], repl['port']))
@@ -386,6 +339,16 @@ def main():
     target = inspect_directory(module, bin_dir, data_directory)
     same_standby = (target['kind'] == 'cluster' and target['standby_signal']
                     and target['system_identifier'] == primary['system_identifier'])
+    if same_standby:
+        # A standby of the same system can still have left the primary's history (a former primary that
+        # kept writing after the failover): repointed, it would wait for WAL it can never replay.
+        primary['diverged'] = divergence(runner, target, primary['timeline'], history)
+        if primary['diverged'] and not p['force']:
+            module.fail_json(msg="data_directory '%s' holds a standby of this system that cannot follow the primary "
+                                 "%s:%s: %s. Rewind it onto the primary (pgha.cluster.rewind), or set force: true to "
+                                 "move it aside to %s.pgha-moved-<timestamp> and clone afresh"
+                                 % (data_directory, repl['host'], repl['port'], primary['diverged'], data_directory))
+        same_standby = not primary['diverged']
 
     if same_standby:
         reconfigure(module, runner, result, data_directory, wanted, repl, uid, gid, bin_dir)
@@ -399,6 +362,7 @@ def main():
                 module.fail_json(msg="data_directory '%s' is not empty: %s. Set force: true to move it aside to "
                                      "%s.pgha-moved-<timestamp> and clone, or choose another data_directory"
                                      % (data_directory, what, data_directory))
+        refuse_mount_point(module, data_directory, target)
         result['changed'] = True
         result['action'] = 'cloned'
         result['changed_settings'] = sorted(wanted)
@@ -411,7 +375,8 @@ def main():
             done = clone(module, runner, repl, data_directory, uid, gid,
                          dict(wal_method=p['wal_method'], checkpoint=p['checkpoint'], max_rate=p['max_rate'],
                               verify_checksums=p['verify_checksums']),
-                         target, p['create_slot'], bool(slot_pre_exists), p['settings'])
+                         target, create_slot=p['create_slot'], slot_pre_exists=bool(slot_pre_exists),
+                         extra_settings=p['settings'])
             result['moved_aside_to'] = done['moved_aside_to']
             result['bytes_copied'] = done['bytes_copied']
             if repl['password']:
@@ -426,12 +391,13 @@ def main():
             if target['kind'] in ('cluster', 'other'):
                 result['moved_aside_to'] = '%s.pgha-moved-<timestamp>' % data_directory
 
-    if p['start'] and not module.check_mode and not server_running(module, bin_dir, data_directory, module.params['os_user'], settle=0):
-        runner.start(data_directory, p['start_log_file'] or default_log_file(data_directory))
+    if p['start'] and (result['action'] == 'cloned' or
+                       not server_running(module, bin_dir, data_directory, p['os_user'], settle=0)):
+        # check mode predicts the start of a stopped standby as well as of a fresh clone
+        if not module.check_mode:
+            runner.start(data_directory, p['start_log_file'] or default_log_file(data_directory))
         result['started'] = True
         result['changed'] = True
-    elif p['start'] and module.check_mode and result['action'] == 'cloned':
-        result['started'] = True
 
     result['duration'] = round(time.monotonic() - started_at, 3)
     module.exit_json(**result)
@@ -445,6 +411,8 @@ def describe_target(target, primary):
         return 'empty directory'
     if kind == 'other':
         return 'holds files that are not a PostgreSQL data directory'
+    if primary.get('diverged'):
+        return 'holds a standby that diverged from the primary (%s)' % primary['diverged']
     if target['system_identifier'] != primary['system_identifier']:
         return 'holds another cluster (system identifier %s, the primary has %s)' % (
             target['system_identifier'], primary['system_identifier'])

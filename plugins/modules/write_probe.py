@@ -34,7 +34,9 @@ options:
       - libpq connection string (key=value or C(postgresql://) URI) of the endpoint to write through,
         for example a solution's virtual IP or proxy, or a multi-host DSN with
         C(target_session_attrs=read-write).
-      - Must not contain a password; use O(password) or a C(.pgpass) file.
+      - Must not contain a password; use O(password) or a C(.pgpass) file. A password in O(dsn),
+        O(read_dsn), O(verify_dsns) or O(split_brain_dsns) is refused, and masked in the module's invocation
+        log on the target and in its result.
       - C(connect_timeout) in the string is ignored in favour of O(connect_timeout).
     type: str
     required: true
@@ -142,6 +144,8 @@ options:
     default: false
 notes:
   - Needs psycopg 3 (C(python3-psycopg)) on the host that runs the probe.
+  - Minimum PostgreSQL version - 10 (C(pg_current_wal_lsn())). Tested with PostgreSQL 15, the only version
+    packaged for Debian 12.
   - Nothing is written before the options are validated and O(dsn) is proven to reach a primary.
   - Wall-clock times in the result are epoch seconds derived from a monotonic clock anchored at the
     start, so a clock step during the run does not distort gaps.
@@ -421,9 +425,8 @@ settings:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgha.cluster.plugins.module_utils.postgres import ensure_psycopg, parse_conninfo
+from ansible_collections.pgha.cluster.plugins.module_utils.postgres import ConninfoModule, ensure_psycopg
 from ansible_collections.pgha.cluster.plugins.module_utils.probe import (
     ProbeConfig, ProbeConfigError, ProbeError, WriteProbe)
 
@@ -450,23 +453,11 @@ def argument_spec():
     )
 
 
-def mask_dsn_passwords(module):
-    """Register passwords wrongly put in a DSN as no_log values before any output."""
-    params = module.params
-    for dsn in [params['dsn'], params['read_dsn']] + params['verify_dsns'] + params['split_brain_dsns']:
-        try:
-            password = parse_conninfo(dsn).get('password') if dsn else None
-        except Exception:  # unparsable DSNs are rejected later
-            continue
-        if password:
-            module.no_log_values.add(password)
-
-
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=[('fault_at', 'fault_marker_file')])
+    module = ConninfoModule(['dsn', 'read_dsn', 'verify_dsns', 'split_brain_dsns'],
+                            argument_spec=argument_spec(), supports_check_mode=True,
+                            mutually_exclusive=[('fault_at', 'fault_marker_file')])
     ensure_psycopg(module)
-    mask_dsn_passwords(module)
     try:
         config = ProbeConfig(**dict((k, module.params[k]) for k in argument_spec()))
     except ProbeConfigError as exc:

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from tests.helpers.pg import PgInstance, find_bin_dir
@@ -42,6 +43,9 @@ def run_module(name, args, check_mode=False, diff=False):
     module_args['_ansible_diff'] = diff
     module_args['_ansible_remote_tmp'] = tempfile.gettempdir()
     module_args['_ansible_keep_remote_files'] = False
+    # Each real module run is a process of its own: start without the warnings of earlier in-process runs.
+    module_warnings._global_warnings.clear()
+    module_warnings._global_deprecations.clear()
     stdout = io.StringIO()
     with patch_module_args(module_args), contextlib.redirect_stdout(stdout):
         with pytest.raises(SystemExit):
@@ -140,3 +144,16 @@ def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
         if time.monotonic() > deadline:
             raise AssertionError('timed out after %.0fs waiting for %s' % (timeout, what))
         time.sleep(interval)
+
+
+@pytest.fixture
+def module_log(monkeypatch):
+    """What modules send to the target's syslog or journal (``AnsibleModule.log``), captured instead.
+
+    AnsibleModule logs its arguments ("Invoked with ...") while it validates
+    them, before the module's own code runs.
+    """
+    from ansible.module_utils.basic import AnsibleModule
+    messages = []
+    monkeypatch.setattr(AnsibleModule, 'log', lambda self, msg, log_args=None: messages.append(str(msg)))
+    return messages

@@ -100,6 +100,11 @@ def test_logical_slots_default_plugin_and_two_phase(logical_primary):
                              two_phase=True)).changed
     # two_phase omitted: an existing slot is not compared on it.
     assert not slot_run(dict(base, name='audit', slot_type='logical', output_plugin='test_decoding')).changed
+    # output_plugin omitted: nor on its plugin (issue 10 item 9: it was compared as pgoutput and failed)
+    for check_mode in (True, False):
+        kept = slot_run(dict(base, name='audit', slot_type='logical'), check_mode=check_mode)
+        assert not kept.failed and not kept.changed, kept
+    assert slots(pg)['audit']['plugin'] == 'test_decoding'
     mismatch = slot_run(dict(base, name='audit', slot_type='logical', output_plugin='test_decoding',
                              two_phase=False))
     assert mismatch.failed and 'two_phase is True, requested False' in mismatch['msg']

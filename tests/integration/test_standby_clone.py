@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -219,3 +220,141 @@ def test_failed_clone_leaves_no_half_written_directory(pg_factory):
     assert os.listdir(standby.data_directory) == []
     parent = os.path.dirname(standby.data_directory)
     assert not [n for n in os.listdir(parent) if '.pgha-clone-' in n or n.startswith('pgha-pass-')]
+
+
+def test_diverged_former_primary_with_standby_signal_is_refused(pg_factory):
+    """Issue 10 item 4: a former primary that wrote after the failover cannot just be repointed."""
+    from tests.integration.test_rewind import failover
+    old, new = failover(pg_factory)  # old wrote row 666 on timeline 1 after new was promoted
+    old.stop()
+    open(os.path.join(old.data_directory, 'standby.signal'), 'w').close()
+    if old.os_user:
+        os.system('chown %s %s' % (old.os_user, os.path.join(old.data_directory, 'standby.signal')))
+    args = clone_args(new, old, application_name='old_primary')
+    before = snapshot(old.data_directory)
+    for check_mode in (True, False):
+        refused = run_module('standby_clone', args, check_mode=check_mode)
+        assert refused.failed and not refused.changed, refused
+        assert 'cannot follow the primary' in refused['msg'] and 'timeline 1' in refused['msg']
+        assert 'pgha.cluster.rewind' in refused['msg'] and 'force' in refused['msg']
+        no_secret(refused)
+        assert snapshot(old.data_directory) == before
+    assert not old.is_running()
+
+    # force: moved aside and cloned afresh; it streams on the new primary's timeline without the diverged row
+    done = run_module('standby_clone', dict(args, force=True, start=True))
+    assert not done.failed, done.get('msg', done)
+    assert done['action'] == 'cloned' and done['moved_aside_to']
+    new.sql('INSERT INTO t VALUES (50)')
+    wait_for(lambda: old.scalar('SELECT count(*) FROM t WHERE id = 50') == 1, what='row on the re-cloned node')
+    assert old.scalar('SELECT count(*) FROM t WHERE id = 666') == 0
+    wait_for(lambda: old.scalar("SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'") == 2,
+             what='streaming on timeline 2')
+
+
+def test_standby_of_the_old_primary_is_repointed_after_a_failover(pg_factory):
+    """The case next to item 4 that must keep working: a standby that did not diverge follows the new primary."""
+    primary = pg_factory.primary()
+    primary.sql('CREATE TABLE t (id int)')
+    s1 = pg_factory.standby_of(primary, name='s1')
+    s2 = pg_factory.new_instance('s2')
+    assert not run_module('standby_clone', clone_args(primary, s2, start=True)).failed
+    primary.sql('INSERT INTO t VALUES (1)')
+    wait_for(lambda: s2.scalar('SELECT count(*) FROM t') == 1 and s1.scalar('SELECT count(*) FROM t') == 1,
+             what='both standbys caught up')
+    primary.stop()  # a clean stop sends everything to both standbys
+    assert s1.scalar('SELECT pg_promote()') is True
+    wait_for(lambda: s1.in_recovery() is False, what='promotion')
+    started = s2.scalar('SELECT pg_postmaster_start_time()')
+
+    result = run_module('standby_clone', clone_args(s1, s2, start=True))
+    assert not result.failed, result.get('msg', result)
+    assert result['action'] == 'reconfigured' and result['reloaded']
+    s1.sql('INSERT INTO t VALUES (2)')
+    wait_for(lambda: s2.scalar('SELECT count(*) FROM t WHERE id = 2') == 1, what='row from the new primary')
+    wait_for(lambda: s2.scalar("SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'") == 2,
+             what='streaming on timeline 2')
+    assert s2.scalar('SELECT pg_postmaster_start_time()') == started
+
+
+def test_binaries_of_another_major_version_are_refused(pg_factory, tmp_path):
+    """Issue 10 item 6: a standby needs the primary's major version, not whatever is installed."""
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    # Binaries that say they are PostgreSQL 13, as /usr/lib/postgresql/13/bin would on a host with several majors.
+    fake = tmp_path / 'pg13' / 'bin'
+    fake.mkdir(parents=True)
+    for name in ('postgres', 'pg_ctl', 'pg_basebackup', 'pg_controldata'):
+        script = fake / name
+        script.write_text('#!/bin/sh\necho "%s (PostgreSQL) 13.16"\n' % name)
+        script.chmod(0o755)
+    before = snapshot(standby.data_directory)
+    for check_mode in (True, False):
+        refused = run_module('standby_clone', clone_args(primary, standby, bin_dir=str(fake), slot_name='s13',
+                                                         create_slot=True, start=True), check_mode=check_mode)
+        assert refused.failed and not refused.changed, refused
+        assert 'PostgreSQL 13' in refused['msg'] and 'runs PostgreSQL 15' in refused['msg']
+        assert 'postgresql-15' in refused['msg'] and 'bin_dir' in refused['msg']
+        assert snapshot(standby.data_directory) == before
+    assert not primary.sql('SELECT 1 FROM pg_replication_slots')
+    assert not os.path.exists(os.path.join(os.path.dirname(standby.data_directory), '.pgpass_standby'))
+
+    # without bin_dir the module picks the primary's major version
+    done = run_module('standby_clone', dict(clone_args(primary, standby, start=True), bin_dir=None))
+    assert not done.failed, done.get('msg', done)
+    assert any('/15/bin/pg_basebackup' in c for c in done['commands'])
+    assert standby.in_recovery() is True
+
+
+def mount_tmpfs(path):
+    os.makedirs(path)
+    if os.geteuid() != 0 or subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=256m', 'pgha-test', path],
+                                           capture_output=True, check=False).returncode != 0:
+        pytest.skip('cannot mount a tmpfs here')
+
+
+def test_clone_into_an_empty_mount_point(pg_factory):
+    """Issue 10 item 7: the data directory is a mount point; the copy must land on that file system."""
+    primary = pg_factory.primary()
+    primary.sql('CREATE TABLE t (id int)')
+    standby = pg_factory.new_instance('standby')
+    mount_tmpfs(standby.data_directory)
+    try:
+        parent = os.path.dirname(standby.data_directory)
+        result = run_module('standby_clone', clone_args(primary, standby, start=True))
+        assert not result.failed, result.get('msg', result)
+        assert result['action'] == 'cloned' and result['moved_aside_to'] is None
+        assert os.path.ismount(standby.data_directory)
+        assert not [n for n in os.listdir(parent) if '.pgha-clone-' in n]
+        primary.sql('INSERT INTO t VALUES (1)')
+        wait_for(lambda: standby.scalar('SELECT count(*) FROM t') == 1, what='row on the standby')
+        assert not run_module('standby_clone', clone_args(primary, standby, start=True)).changed
+
+        # a mount point that holds a cluster cannot be moved aside: refused before anything changes
+        standby.stop()
+        other = pg_factory.primary(name='other')
+        before = snapshot(standby.data_directory)
+        for check_mode in (True, False):
+            refused = run_module('standby_clone', clone_args(other, standby, force=True), check_mode=check_mode)
+            assert refused.failed and 'mount point' in refused['msg'], refused
+            assert snapshot(standby.data_directory) == before
+    finally:
+        standby.stop(mode='immediate', check=False)
+        subprocess.run(['umount', standby.data_directory], capture_output=True, check=False)
+
+
+def test_check_mode_predicts_the_start_of_a_stopped_standby(pg_factory):
+    """Issue 10 item 9: check mode said 'no change' where the real run starts the standby."""
+    primary = pg_factory.primary()
+    standby = pg_factory.new_instance('standby')
+    assert not run_module('standby_clone', clone_args(primary, standby, start=True)).failed
+    standby.stop()
+    args = clone_args(primary, standby, start=True)
+    checked = run_module('standby_clone', args, check_mode=True)
+    assert not checked.failed and checked.changed and checked['started'], checked
+    assert checked['action'] == 'unchanged'
+    assert not standby.is_running()
+    done = run_module('standby_clone', args)
+    assert done.changed and done['started'] and standby.in_recovery() is True
+    again = run_module('standby_clone', args, check_mode=True)
+    assert not again.changed and not again['started']

@@ -122,3 +122,15 @@ def test_jsonable():
     assert r.jsonable([1, object]) == [1, str(object)]
     assert r.jsonable_row({'a': decimal.Decimal('2'), 'b': None}) == {'a': 2, 'b': None}
     assert r.jsonable_row(None) is None
+
+
+@pytest.mark.parametrize('message, listens', [
+    ('connection to server at "127.0.0.1", port 1 failed: Connection refused', False),
+    ('connection to server on socket "/tmp/.s.PGSQL.5432" failed: No such file or directory', False),
+    ('connection to server at "10.9.9.9", port 5432 failed: timeout expired', True),
+    ('connection to server at "10.9.9.9", port 5432 failed: No route to host', True),
+    ('could not translate host name "nope" to address: Name or service not known', True),
+])
+def test_nothing_listens_only_when_the_host_said_so(message, listens):
+    """A refusal is evidence that no server runs there; silence (a partition) is not."""
+    assert r.nothing_listens(message) is (not listens)

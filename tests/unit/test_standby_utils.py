@@ -1,25 +1,25 @@
-"""Pure helpers of plugins/module_utils/standby.py."""
+"""Pure helpers of plugins/module_utils/standby.py, pgpass.py and host.py."""
 import pytest
 
-from ansible_collections.pgha.cluster.plugins.module_utils import standby
+from ansible_collections.pgha.cluster.plugins.module_utils import host, pgpass, standby
 
 
 def test_default_passfile_is_next_to_the_data_directory():
-    assert standby.default_passfile('/var/lib/postgresql/15/main/') == '/var/lib/postgresql/15/.pgpass_main'
+    assert pgpass.default_passfile('/var/lib/postgresql/15/main/') == '/var/lib/postgresql/15/.pgpass_main'
 
 
 def test_pgpass_escaping_roundtrip():
-    line = standby.pgpass_line('db:1', 5432, 'rep\\user', 'pa:ss\\word')
+    line = pgpass.pgpass_line('db:1', 5432, 'rep\\user', 'pa:ss\\word')
     assert line == 'db\\:1:5432:*:rep\\\\user:pa\\:ss\\\\word'
-    assert standby.pgpass_split(line) == ['db:1', '5432', '*', 'rep\\user', 'pa:ss\\word']
+    assert pgpass.pgpass_split(line) == ['db:1', '5432', '*', 'rep\\user', 'pa:ss\\word']
 
 
 def test_update_pgpass_replaces_only_its_entry():
     content = '# mine\nother:5432:*:bob:x\n127.0.0.1:5432:*:replicator:old\n127.0.0.1:5432:*:replicator:dup\n'
-    new = standby.update_pgpass(content, '127.0.0.1', 5432, 'replicator', 'new')
+    new = pgpass.update_pgpass(content, '127.0.0.1', 5432, 'replicator', 'new')
     assert new == '# mine\nother:5432:*:bob:x\n127.0.0.1:5432:*:replicator:new\n'
-    assert standby.update_pgpass(new, '127.0.0.1', 5432, 'replicator', 'new') == new
-    assert standby.update_pgpass('', 'h', 1, 'u', 'p') == 'h:1:*:u:p\n'
+    assert pgpass.update_pgpass(new, '127.0.0.1', 5432, 'replicator', 'new') == new
+    assert pgpass.update_pgpass('', 'h', 1, 'u', 'p') == 'h:1:*:u:p\n'
 
 
 @pytest.mark.parametrize('value', ["plain", "it's", "back\\slash", "host=a port=1 application_name='x y'", ""])
@@ -48,9 +48,9 @@ def test_standby_conninfo_has_no_password_and_skips_empty():
                        "application_name='pg 2'"
 
 
-def test_redact_conninfo():
-    assert standby.redact_conninfo("host=a password=secret user=b") == 'host=a password=******** user=b'
-    assert standby.redact_conninfo("password='se cret' host=a") == 'password=******** host=a'
+def test_diff_text_masks_a_password_in_primary_conninfo():
+    text = standby.managed_settings_text({'primary_conninfo': "host=a password='se cret' user=b"}, True)
+    assert "primary_conninfo = 'host=a password=******** user=b'" in text and 'se cret' not in text
 
 
 def test_compare_standby_settings():
@@ -67,5 +67,5 @@ def test_guc_value_text():
 
 
 def test_shell_join_quotes():
-    assert standby.shell_join(['pg_basebackup', '-d', 'host=a port=1'], {'PGPASSFILE': '/t/p'}) == \
+    assert host.shell_join(['pg_basebackup', '-d', 'host=a port=1'], {'PGPASSFILE': '/t/p'}) == \
         "PGPASSFILE=/t/p pg_basebackup -d 'host=a port=1'"
