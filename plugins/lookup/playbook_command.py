@@ -7,7 +7,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 name: playbook_command
-author: pgha.cluster maintainers
+author: pgha.cluster contributors (@pgha)
 version_added: "0.2.0"
 short_description: The command line of a nested ansible-playbook run that inherits this run's settings
 description:

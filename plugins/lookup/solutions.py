@@ -7,7 +7,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 name: solutions
-author: pgha.cluster maintainers
+author: pgha.cluster contributors (@pgha)
 version_added: "0.2.0"
 short_description: The HA solutions this collection knows, read from their descriptors
 description:
