@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from ansible.module_utils import _internal as module_internal
 from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
@@ -47,9 +48,16 @@ def run_module(name, args, check_mode=False, diff=False):
     module_warnings._global_warnings.clear()
     module_warnings._global_deprecations.clear()
     stdout = io.StringIO()
-    with patch_module_args(module_args), contextlib.redirect_stdout(stdout):
-        with pytest.raises(SystemExit):
-            module.main()
+    # Once a test has imported controller code (a lookup or filter plugin), ansible marks the whole
+    # process as the controller, and module warnings would go to the terminal instead of the
+    # result. A real module run is never the controller.
+    was_controller, module_internal.is_controller = module_internal.is_controller, False
+    try:
+        with patch_module_args(module_args), contextlib.redirect_stdout(stdout):
+            with pytest.raises(SystemExit):
+                module.main()
+    finally:
+        module_internal.is_controller = was_controller
     return ModuleResult(json.loads(stdout.getvalue()))
 
 
