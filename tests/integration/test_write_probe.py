@@ -143,7 +143,8 @@ def test_sync_failover_loses_nothing(pg_factory, tmp_path):
     primary.sql('SELECT pg_reload_conf()')
     wait_sync(primary)
     marker = str(tmp_path / 'fault')
-    job = ProbeThread(dsn=multi_host_dsn(primary, standby), duration=3, fault_marker_file=marker,
+    # Long enough that a loaded machine still sees writes resume inside the window.
+    job = ProbeThread(dsn=multi_host_dsn(primary, standby), duration=8, fault_marker_file=marker,
                       verify_dsns=[direct_dsn(primary), direct_dsn(standby)])
     job.start()
     wait_acked(job.probe, 50)
@@ -159,7 +160,8 @@ def test_sync_failover_loses_nothing(pg_factory, tmp_path):
     assert fault_time - 0.01 <= result['first_error']['time'] <= result['last_error']['time']
     assert result['max_gap'] > 0 and result['max_gap_start'] < result['max_gap_end']
     assert result['fault_time_source'] == 'marker_content'
-    assert 0 < result['fault_to_first_write'] < 4
+    assert result['fault_to_first_write'] is not None, 'no write was acknowledged after the failover'
+    assert 0 < result['fault_to_first_write'] < 8
     assert result['primary_after'] == label(standby) and result['timeline_after'] == 2
     assert result['verify_errors'][0]['node'] == label(primary)
     assert result['lost_count'] == 0 and result['lost'] == []
