@@ -94,8 +94,8 @@ def test_repmgrd_runs_on_every_node(nodes):
     assert cmd.rc == 0, cmd.stdout + cmd.stderr
     rows = [line.split(',') for line in cmd.stdout.splitlines() if line.strip()]
     assert len(rows) == 3, cmd.stdout
-    # csv columns: id, name, role, status, upstream, repmgrd status (1 running), PID, paused (0 no), ...
-    assert all(r[5] == '1' and r[7] == '0' for r in rows), cmd.stdout
+    # csv columns: id, name, role, server running (1), repmgrd running (1), repmgrd PID, paused (0 no), priority, ...
+    assert all(r[3] == '1' and r[4] == '1' and r[6] == '0' for r in rows), cmd.stdout
 
 
 def test_repmgr_account_is_not_a_superuser(nodes, primary):
