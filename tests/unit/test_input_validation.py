@@ -198,3 +198,37 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     assert result.returncode != 0
     assert 'was asked for' not in output, output[-3000:]
     assert 'Missing secrets: postgresql_monitoring_password' in output, output[-3000:]
+
+
+@pytest.mark.parametrize('extra, message', [
+    # a conninfo without connect_timeout: repmgrd's check of a dead primary would hang for minutes
+    ({'repmgr_conninfo_options': 'sslmode=prefer'}, 'must set connect_timeout'),
+    ({'repmgr_conninfo_options': 'connect_timeout=0'}, 'must set connect_timeout'),
+    # host, user... come from the role, never from the options
+    ({'repmgr_conninfo_options': 'connect_timeout=2 host=elsewhere'}, 'must set connect_timeout'),
+    # no primary in the inventory (no group 'primary', no repmgr_primary)
+    ({'repmgr_members': ['db-1', 'db-2', 'db-3']}, 'No single primary for repmgr'),
+    ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-9'}, 'No single primary for repmgr'),
+])
+def test_repmgr_refuses_bad_input_before_any_change(extra, message):
+    """The role's first tasks (validate.yml) stop it on localhost, before any host is contacted."""
+    result = run([os.path.join(BIN, 'ansible'), 'localhost', '-m', 'ansible.builtin.include_role',
+                  '-a', 'name=pgha.cluster.repmgr', '-e', json.dumps(extra)])
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert message in output, output[-3000:]
+    assert 'Nothing was changed' in output, output[-3000:]
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+
+
+@pytest.mark.parametrize('extra, message', [
+    ({'repmgr_failover': 'sometimes'}, 'repmgr_failover must be one of'),
+    ({'repmgr_reconnect_attempts': 'many'}, 'repmgr_reconnect_attempts'),
+    ({'repmgr_log_level': 'LOUD'}, 'repmgr_log_level must be one of'),
+])
+def test_repmgr_argument_spec_rejects_bad_values(extra, message):
+    result = run([os.path.join(BIN, 'ansible'), 'localhost', '-m', 'ansible.builtin.include_role',
+                  '-a', 'name=pgha.cluster.repmgr', '-e', json.dumps(extra)])
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert message in output, output[-3000:]

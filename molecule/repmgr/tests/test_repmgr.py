@@ -1,0 +1,110 @@
+"""The repmgr cluster as PostgreSQL and repmgr report it, after converge and the side effects.
+
+side_effect.yml ran a switchover, a host crash of the primary that repmgrd
+failed over by itself, and the rejoin of the crashed primary: two promotions,
+so the primary is at least on timeline 3, and no marker written (and seen on
+every standby) before them may be missing.
+"""
+import pytest
+import testinfra
+
+SERVICE = 'postgresql@15-main'
+REPMGR = '/usr/lib/postgresql/15/bin/repmgr -f /etc/repmgr.conf'
+MARKERS = ['before-switchover', 'before-crash']
+
+
+def run(node, command):
+    quoted = "'" + command.replace("'", "'\"'\"'") + "'"
+    return node.run('runuser -u postgres -- sh -c %s' % quoted)
+
+
+def psql(node, sql, database='postgres'):
+    cmd = run(node, "cd /tmp && psql -XAtq -v ON_ERROR_STOP=1 -d %s -c \"%s\"" % (database, sql.replace('"', '\\"')))
+    assert cmd.rc == 0, cmd.stderr
+    return cmd.stdout.strip()
+
+
+def member_name(name):
+    return name.replace('-', '_')
+
+
+@pytest.fixture(scope='module')
+def nodes(lab_hosts):
+    return {name: testinfra.get_host('podman://' + name) for name in lab_hosts}
+
+
+@pytest.fixture(scope='module')
+def roles(nodes):
+    return {name: psql(node, 'SELECT pg_is_in_recovery()') for name, node in nodes.items()}
+
+
+@pytest.fixture(scope='module')
+def primary(roles):
+    primaries = [name for name, in_recovery in roles.items() if in_recovery == 'f']
+    assert len(primaries) == 1, roles
+    return primaries[0]
+
+
+@pytest.fixture(scope='module')
+def standbys(roles, primary):
+    return sorted(name for name in roles if name != primary)
+
+
+def test_exactly_one_primary_and_two_standbys(roles, primary, standbys):
+    assert len(roles) == 3
+    assert [roles[s] for s in standbys] == ['t', 't']
+
+
+def test_the_timeline_moved_on_twice(nodes, primary):
+    # timeline 1 at bootstrap, 2 after the switchover, 3 after the failover
+    timeline = psql(nodes[primary], "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
+    assert int(timeline) >= 3
+
+
+def test_both_standbys_stream_from_the_primary_under_their_member_names(nodes, primary, standbys):
+    rows = psql(nodes[primary], "SELECT application_name, state FROM pg_stat_replication ORDER BY 1").splitlines()
+    assert rows == ['%s|streaming' % member_name(s) for s in standbys]
+
+
+def test_standbys_use_repmgr_slots(nodes, primary):
+    slots = psql(nodes[primary], "SELECT slot_name FROM pg_replication_slots WHERE active ORDER BY 1").splitlines()
+    assert len(slots) == 2 and all(s.startswith('repmgr_slot_') for s in slots), slots
+
+
+def test_markers_written_before_the_operations_are_on_the_primary(nodes, primary):
+    found = psql(nodes[primary], "SELECT name FROM pgha_markers ORDER BY name").splitlines()
+    assert sorted(MARKERS) == sorted(set(found) & set(MARKERS))
+
+
+def test_repmgr_cluster_show_says_every_node_runs(nodes, primary, standbys):
+    cmd = run(nodes[primary], 'cd /tmp && %s cluster show' % REPMGR)
+    assert cmd.rc == 0, cmd.stdout + cmd.stderr
+    rows = [line.split('|') for line in cmd.stdout.splitlines() if '|' in line][1:]
+    status = {r[1].strip(): (r[2].strip(), r[3].strip(), r[4].strip()) for r in rows}
+    assert status[member_name(primary)] == ('primary', '* running', '')
+    for standby in standbys:
+        assert status[member_name(standby)] == ('standby', 'running', member_name(primary))
+
+
+def test_repmgrd_runs_on_every_node(nodes):
+    for name, node in nodes.items():
+        assert node.service('repmgrd').is_running, name
+        assert node.service('repmgrd').is_enabled, name
+    cmd = run(nodes[sorted(nodes)[0]], 'cd /tmp && %s service status --csv' % REPMGR)
+    assert cmd.rc == 0, cmd.stdout + cmd.stderr
+    rows = [line.split(',') for line in cmd.stdout.splitlines() if line.strip()]
+    assert len(rows) == 3, cmd.stdout
+    # csv columns: id, name, role, server running (1), repmgrd running (1), repmgrd PID, paused (0 no), priority, ...
+    assert all(r[3] == '1' and r[4] == '1' and r[6] == '0' for r in rows), cmd.stdout
+
+
+def test_repmgr_account_is_not_a_superuser(nodes, primary):
+    assert psql(nodes[primary], "SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = 'repmgr'") == 'f|t'
+
+
+def test_every_conninfo_carries_connect_timeout(nodes, primary):
+    conninfos = psql(nodes[primary], 'SELECT conninfo FROM repmgr.nodes', database='repmgr').splitlines()
+    assert len(conninfos) == 3 and all('connect_timeout=' in c for c in conninfos), conninfos
+    for name, node in nodes.items():
+        if name != primary:
+            assert 'connect_timeout=' in psql(node, 'SHOW primary_conninfo'), name
