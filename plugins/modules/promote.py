@@ -75,10 +75,10 @@ options:
         nothing fenced the old primary.
       - V(absent) counts it as absent and promotes - choose it when the node is known to be down or fenced
         (for example after a host crash or after fencing it).
-      - When omitted, an unreachable node counts as absent, as in earlier versions, and the module warns that
-        it did; set the option to make the choice explicit. The default will become V(refuse).
+      - Earlier versions counted an unreachable node as absent; it is now refused unless V(absent) is chosen.
     type: str
     choices: [refuse, absent]
+    default: refuse
 notes:
   - Supports check mode. A standby is reported as C(changed=true) and nothing is run on it;
     the O(expected_primary_absent) checks run in check mode too.
@@ -263,10 +263,6 @@ def check_peers(module, peers, result):
                              'partition looks the same. Make sure it is down or fenced, then set '
                              'unreachable_peers: absent, or fix its address in expected_primary_absent.'
                              % (unreachable[0]['target'], unreachable[0]['detail']), **result)
-    if unreachable and module.params['unreachable_peers'] is None:
-        module.warn('%s did not answer and was counted as absent. Set unreachable_peers: absent to keep this, '
-                    'or refuse to stop when a node may only be cut off; the default will become refuse.'
-                    % ', '.join(c['target'] for c in unreachable))
 
 
 def refuse_other_server(module, conn):
@@ -388,7 +384,7 @@ def main():
         wait=dict(type='bool', default=True),
         wait_seconds=dict(type='int', default=60),
         expected_primary_absent=dict(type='list', elements='str', default=[]),
-        unreachable_peers=dict(type='str', choices=['refuse', 'absent']),
+        unreachable_peers=dict(type='str', choices=['refuse', 'absent'], default='refuse'),
     )
     module = postgres.ConninfoModule(['expected_primary_absent'], argument_spec=argument_spec,
                                      supports_check_mode=True)
