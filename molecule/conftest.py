@@ -10,6 +10,7 @@ import json
 import subprocess
 
 import pytest
+import testinfra
 
 PODMAN_CONNECTIONS = ('containers.podman.podman', 'podman')
 
@@ -32,3 +33,32 @@ def pytest_configure(config):
 def lab_hosts(pytestconfig):
     """Names of every node of the scenario (they resolve as DNS names too)."""
     return [h.replace('podman://', '') for h in (pytestconfig.option.hosts or '').split(',') if h]
+
+
+# The scenarios' PostgreSQL nodes and their roles, as the servers report them.
+@pytest.fixture(scope='module')
+def nodes(lab_hosts):
+    return {name: testinfra.get_host('podman://' + name) for name in lab_hosts}
+
+
+@pytest.fixture(scope='module')
+def roles(nodes):
+    """Each node's pg_is_in_recovery(): 'f' for a primary, 't' for a standby."""
+    states = {}
+    for name, node in nodes.items():
+        cmd = node.run("runuser -u postgres -- psql -XAtq -c 'SELECT pg_is_in_recovery()'")
+        assert cmd.rc == 0, (name, cmd.stderr)
+        states[name] = cmd.stdout.strip()
+    return states
+
+
+@pytest.fixture(scope='module')
+def primary(roles):
+    primaries = [name for name, in_recovery in roles.items() if in_recovery == 'f']
+    assert len(primaries) == 1, roles
+    return primaries[0]
+
+
+@pytest.fixture(scope='module')
+def standbys(roles, primary):
+    return sorted(name for name in roles if name != primary)

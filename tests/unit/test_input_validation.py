@@ -85,6 +85,13 @@ def test_role_argument_specs_reject_bad_values(role, extra, message):
     assert 'Validating arguments' in output or 'argument' in output.lower()
 
 
+def run_role(role, extra):
+    """Run one role against localhost, as `ansible localhost -m include_role` does."""
+    result = run([os.path.join(BIN, 'ansible'), 'localhost', '-m', 'ansible.builtin.include_role',
+                  '-a', 'name=pgha.cluster.%s' % role, '-e', json.dumps(extra)])
+    return result, result.stdout + result.stderr
+
+
 def role_check(role, extra):
     """Run one role against localhost in check mode: a validation that let bad input
     through would still change nothing on this machine."""
@@ -212,10 +219,8 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
 ])
 def test_repmgr_refuses_bad_input_before_any_change(extra, message):
     """The role's first tasks (validate.yml) stop it on localhost, before any host is contacted."""
-    result = run([os.path.join(BIN, 'ansible'), 'localhost', '-m', 'ansible.builtin.include_role',
-                  '-a', 'name=pgha.cluster.repmgr', '-e', json.dumps(extra)])
+    result, output = run_role('repmgr', extra)
     assert result.returncode != 0
-    output = result.stdout + result.stderr
     assert message in output, output[-3000:]
     assert 'Nothing was changed' in output, output[-3000:]
     assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
@@ -227,8 +232,6 @@ def test_repmgr_refuses_bad_input_before_any_change(extra, message):
     ({'repmgr_log_level': 'LOUD'}, 'repmgr_log_level must be one of'),
 ])
 def test_repmgr_argument_spec_rejects_bad_values(extra, message):
-    result = run([os.path.join(BIN, 'ansible'), 'localhost', '-m', 'ansible.builtin.include_role',
-                  '-a', 'name=pgha.cluster.repmgr', '-e', json.dumps(extra)])
+    result, output = run_role('repmgr', extra)
     assert result.returncode != 0
-    output = result.stdout + result.stderr
     assert message in output, output[-3000:]

@@ -5,8 +5,6 @@ failed over by itself, and the rejoin of the crashed primary: two promotions,
 so the primary is at least on timeline 3, and no marker written (and seen on
 every standby) before them may be missing.
 """
-import pytest
-import testinfra
 
 SERVICE = 'postgresql@15-main'
 REPMGR = '/usr/lib/postgresql/15/bin/repmgr -f /etc/repmgr.conf'
@@ -26,28 +24,6 @@ def psql(node, sql, database='postgres'):
 
 def member_name(name):
     return name.replace('-', '_')
-
-
-@pytest.fixture(scope='module')
-def nodes(lab_hosts):
-    return {name: testinfra.get_host('podman://' + name) for name in lab_hosts}
-
-
-@pytest.fixture(scope='module')
-def roles(nodes):
-    return {name: psql(node, 'SELECT pg_is_in_recovery()') for name, node in nodes.items()}
-
-
-@pytest.fixture(scope='module')
-def primary(roles):
-    primaries = [name for name, in_recovery in roles.items() if in_recovery == 'f']
-    assert len(primaries) == 1, roles
-    return primaries[0]
-
-
-@pytest.fixture(scope='module')
-def standbys(roles, primary):
-    return sorted(name for name in roles if name != primary)
 
 
 def test_exactly_one_primary_and_two_standbys(roles, primary, standbys):

@@ -6,7 +6,6 @@ which operations ran: each one adds a timeline and none may lose a marker.
 import time
 
 import pytest
-import testinfra
 
 SERVICE = 'postgresql@15-main'
 MARKERS = ['before-switchover', 'before-failover', 'after-failover', 'after-redeploy']
@@ -17,28 +16,6 @@ def psql(node, sql):
     cmd = node.run('runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -c %s' % quoted)
     assert cmd.rc == 0, cmd.stderr
     return cmd.stdout.strip()
-
-
-@pytest.fixture(scope='module')
-def nodes(lab_hosts):
-    return {name: testinfra.get_host('podman://' + name) for name in lab_hosts}
-
-
-@pytest.fixture(scope='module')
-def roles(nodes):
-    return {name: psql(node, 'SELECT pg_is_in_recovery()') for name, node in nodes.items()}
-
-
-@pytest.fixture(scope='module')
-def primary(roles):
-    primaries = [name for name, in_recovery in roles.items() if in_recovery == 'f']
-    assert len(primaries) == 1, roles
-    return primaries[0]
-
-
-@pytest.fixture(scope='module')
-def standbys(roles, primary):
-    return sorted(name for name in roles if name != primary)
 
 
 def app_name(name):
