@@ -18,7 +18,8 @@ GOOD = {'paf_vip': '10.9.8.100', 'paf_primary': 'db-1', 'pgha_replication_passwo
         'pgha_hacluster_password': 'unit-hacluster', 'pacemaker_stonith_disabled_lab_acknowledgement': True}
 
 
-def run_paf(tmp_path, extra, members=MEMBERS):
+def run_paf(tmp_path, extra, members=None):
+    members = MEMBERS if members is None else members
     inventory = {'all': {'children': {'database_nodes': {'hosts': {
         name: {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable, 'postgresql_address': address}
         for name, address in members.items()}}}}}
