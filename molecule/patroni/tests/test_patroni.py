@@ -191,3 +191,36 @@ def test_etcd_members_are_healthy_over_tls(host, lab_hosts):
         time.sleep(2)
     assert out.rc == 0, out.stderr
     assert out.stderr.count('is healthy') + out.stdout.count('is healthy') == 3
+
+
+# Counts, on the node, how often each of Patroni's passwords appears in the whole
+# journal (every unit: Patroni, PostgreSQL, etcd, HAProxy, Ansible's module
+# invocations) and in every file under /var/log and the data directory's log/.
+# Only the counts leave the node.
+SECRETS_IN_LOGS = r'''
+import json, os, subprocess, yaml
+conf = yaml.safe_load(open('/etc/patroni/config.yml'))
+auth = conf['postgresql']['authentication']
+secrets = {'superuser': auth['superuser']['password'], 'replication': auth['replication']['password'],
+           'rewind': auth['rewind']['password'], 'restapi': conf['restapi']['authentication']['password']}
+texts = [subprocess.run(['journalctl', '-o', 'cat', '--no-pager'], capture_output=True, check=True).stdout]
+files = 0
+for top in ('/var/log', os.path.join(conf['postgresql']['data_dir'], 'log')):
+    for root, dirs, names in os.walk(top):
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.isfile(path):
+                with open(path, 'rb') as fh:
+                    texts.append(fh.read())
+                files += 1
+print(json.dumps({'journal_bytes': len(texts[0]), 'files': files,
+                  'hits': {k: sum(t.count(v.encode()) for t in texts) for k, v in secrets.items()}}))
+'''
+
+
+def test_no_password_in_any_log(host):
+    """Issue 11, secrets in logs: after a deploy, an idempotent re-run, a switchover, a host
+    crash and a rejoin, none of Patroni's passwords is in any log of the node."""
+    found = json.loads(host.check_output("python3 -c %s" % _quote(SECRETS_IN_LOGS)))
+    assert found['journal_bytes'] > 10000 and found['files'] > 0, found
+    assert found['hits'] == {'superuser': 0, 'replication': 0, 'rewind': 0, 'restapi': 0}, found
