@@ -33,8 +33,8 @@ def psql(host, sql, port=None, address='127.0.0.1'):
     if port is None:
         cmd = "runuser -u postgres -- psql -XAtqc %s" % _quote(sql)
     else:
-        cmd = "PGPASSWORD=%s psql -XAtq -h %s -p %d -U %s -d postgres -c %s" % (APP_PASSWORD, address, port, APP_USER,
-                                                                               _quote(sql))
+        cmd = "PGPASSWORD=%s psql -XAtq -h %s -p %d -U %s -d postgres -c %s" % (
+            APP_PASSWORD, address, port, APP_USER, _quote(sql))
     return host.check_output(cmd)
 
 
