@@ -28,12 +28,14 @@ OPTIONAL_PROFILE_KEYS = {'drill_duration'}
 # Lines that name a solution's word for something else: the default choice of
 # ha, and PostgreSQL's replication state 'streaming'.
 NOT_A_SOLUTION = [re.compile(r'^pgha_default_ha: '), re.compile(r"'state', 'equalto', 'streaming'")]
-FAULTS = {'host_crash', 'postgres_kill', 'network_partition', 'switchover'}
 
 
 def load(path):
     with open(path) as handle:
         return yaml.safe_load(handle)
+
+
+FAULTS = set(load(os.path.join(PLAYBOOKS, 'faults', 'classes.yml'))['fault_classes'])
 
 
 def descriptors():
