@@ -103,6 +103,9 @@ def summarise(result):
             'split_brain': sum(int(d.get('split_brain_count') or 0) + (1 if d.get('split_brain_after_restore') else 0)
                                for d in drills),
             'restored_primary_worst': _worst([_seconds(d.get('restored_primary_seconds')) for d in drills]),
+            # The solution's own status: seconds until it named the new primary.
+            'monitor_shown_median': _median([_seconds((d.get('monitor') or {}).get('new_primary_shown'))
+                                             for d in drills]),
             'rejoin_median': _median(rejoin),
             'rejoined': sum(1 for d in drills if d.get('rejoined')),
             'rejoin_methods': sorted({d.get('rejoin_method') for d in drills if d.get('rejoin_method')}),
@@ -137,10 +140,16 @@ def score(ha, facts, summaries):
         failover = 'manual only; %.1f s when the failover playbook runs right after the crash' % best_crash
     else:
         failover = 'manual only'
+    shown = [(row['fault'], row['monitor_shown_median']) for s in summaries for row in s['rows']
+             if row['fault'] in ('host_crash', 'switchover') and row['monitor_shown_median'] is not None]
+    monitoring = fact.get('monitoring', '?')
+    if shown:
+        monitoring += '; its status named the new primary %s' % ', '.join(
+            '%.1f s after a %s (median)' % (seconds, fault.replace('_', ' ')) for fault, seconds in shown)
     return {
         'redundancy': '%s; %d streaming replica(s) after deployment' % (fact.get('redundancy', '?'), replicas),
         'failover': '%s; %d acknowledged write(s) lost, %d split-brain observation(s)' % (failover, lost, split),
-        'monitoring': fact.get('monitoring', '?'),
+        'monitoring': monitoring,
         'open_source': fact.get('license', '?'),
     }
 

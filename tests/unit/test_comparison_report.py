@@ -41,6 +41,14 @@ def test_an_old_primary_back_as_a_primary_counts_as_split_brain():
     assert list(rows) == ['host_crash', 'host_freeze'], 'report order of faults/classes.yml'
 
 
+def test_monitoring_is_scored_with_the_time_its_status_showed_the_new_primary():
+    crash = [dict(drill('host_crash', 9.0), monitor={'new_primary_shown': v}) for v in (7.5, 8.5, None)]
+    facts = {'patroni': {'automatic_failover': True, 'license': 'MIT', 'redundancy': 'x', 'monitoring': 'patronictl list'}}
+    summaries = [{'rows': comparison_report.summarise({'drills': crash}), 'deploy': {'replicas': 2}}]
+    assert comparison_report.score('patroni', facts, summaries)['monitoring'] == \
+        'patronictl list; its status named the new primary 8.0 s after a host crash (median)'
+
+
 def test_manual_failover_is_not_scored_as_automatic():
     facts = {'streaming': {'automatic_failover': False, 'license': 'PostgreSQL', 'redundancy': 'x', 'monitoring': 'y'}}
     summaries = [{'rows': comparison_report.summarise({'drills': [drill('host_crash', 12.0)]}), 'deploy': {'replicas': 2}}]
