@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import time
 
 TOOL = os.path.join(os.path.dirname(__file__), '..', '..', 'tools', 'run-parallel')
 
@@ -48,3 +49,20 @@ def test_pipeline_failures_count(tmp_path):
 def test_bad_job_arguments_are_refused(tmp_path):
     assert run(tmp_path, 'no-equals-sign').returncode == 2
     assert run(tmp_path, 'same=true', 'same=true').returncode == 2
+
+
+def test_a_stopped_runner_ends_its_jobs(tmp_path):
+    marker = tmp_path / 'survived'
+    runner = subprocess.Popen([sys.executable, TOOL, '--log-dir', str(tmp_path), 'long=sleep 5 && touch %s' % marker],
+                              stdout=subprocess.PIPE, text=True)
+    for _ in range(50):
+        if (tmp_path / 'long.log').exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    runner.terminate()
+    output, _ = runner.communicate(timeout=30)
+    assert runner.returncode == 128 + 15
+    assert 'SIGTERM: ending the running jobs' in output
+    time.sleep(6)
+    assert not marker.exists(), 'the job outlived the runner'
