@@ -12,7 +12,7 @@ MOLECULE_LONGEST_FIRST := patroni paf pgpool repmgr streaming postgresql lab
 MOLECULE_FOUND := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 MOLECULE_SCENARIOS ?= $(filter $(MOLECULE_FOUND),$(MOLECULE_LONGEST_FIRST)) $(filter-out $(MOLECULE_LONGEST_FIRST),$(MOLECULE_FOUND))
 PYTEST_ARGS ?=
-# `make test` runs its jobs in this many lanes side by side (tools/run-parallel);
+# `make test` runs its jobs in this many lanes side by side (tools/run_parallel.py);
 # each job's output goes to $(TEST_LOGS)/<job>.log.
 TEST_JOBS ?= 2
 TEST_LOGS := .cache/test-logs
@@ -25,7 +25,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 # The commands behind lint, sanity, pytest, molecule and compare-smoke, shared by
-# those targets and `make test` (no single quotes: run-parallel gets them quoted).
+# those targets and `make test` (no single quotes: run_parallel.py gets them quoted).
 LINT_CMD = $(BIN)/yamllint -s . && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --profile production -q
 SANITY_CMD = tools/ansible-test-sanity
 PYTEST_CMD = $(BIN)/pytest $(PYTEST_ARGS)
@@ -112,7 +112,7 @@ compare-smoke: lab-image
 # run early), then the longest jobs.
 test: setup lab-image
 	@echo "==> test jobs in $(TEST_JOBS) lanes (logs in $(TEST_LOGS)/)"
-	@tools/run-parallel --jobs $(TEST_JOBS) --log-dir $(TEST_LOGS) \
+	@$(BIN)/python tools/run_parallel.py --jobs $(TEST_JOBS) --log-dir $(TEST_LOGS) \
 	  'lint=$(LINT_CMD)' 'sanity=$(SANITY_CMD)' 'compare-smoke=$(COMPARE_SMOKE_CMD)' \
 	  'pytest=$(PYTEST_CMD)' $(foreach s,$(MOLECULE_SCENARIOS),'molecule-$(s)=$(MOLECULE_CMD) $(s)')
 	@echo "==> all tests passed"

@@ -1,10 +1,10 @@
-"""tools/run-parallel: the lane runner behind `make test`."""
+"""tools/run_parallel.py: the lane runner behind `make test`."""
 import os
 import subprocess
 import sys
 import time
 
-TOOL = os.path.join(os.path.dirname(__file__), '..', '..', 'tools', 'run-parallel')
+TOOL = os.path.join(os.path.dirname(__file__), '..', '..', 'tools', 'run_parallel.py')
 
 
 def run(tmp_path, *args):
@@ -55,13 +55,13 @@ def test_a_stopped_runner_ends_its_jobs(tmp_path):
     marker = tmp_path / 'survived'
     runner = subprocess.Popen([sys.executable, TOOL, '--log-dir', str(tmp_path), 'long=sleep 5 && touch %s' % marker],
                               stdout=subprocess.PIPE, text=True)
-    for _ in range(50):
+    for _attempt in range(50):
         if (tmp_path / 'long.log').exists():
             break
         time.sleep(0.1)
     time.sleep(0.5)
     runner.terminate()
-    output, _ = runner.communicate(timeout=30)
+    output = runner.communicate(timeout=30)[0]
     assert runner.returncode == 128 + 15
     assert 'SIGTERM: ending the running jobs' in output
     time.sleep(6)

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Run the test suite's jobs side by side in a fixed number of lanes.
 
-Usage: tools/run-parallel [--jobs N] [--log-dir DIR] [--timeout S] NAME=COMMAND ...
+Usage: python3 tools/run_parallel.py [--jobs N] [--log-dir DIR] [--timeout S] NAME=COMMAND ...
 
 Each job runs in its own process group with its output in DIR/NAME.log; a line is
 printed when a job starts and ends. Jobs start in the order given (put the longest
