@@ -66,7 +66,7 @@ def main():
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error('--jobs must be at least 1')
-    names = [name for name, _ in args.job]
+    names = [job[0] for job in args.job]
     if len(set(names)) != len(names):
         parser.error('job names must be unique')
 
@@ -113,14 +113,14 @@ def main():
                     print('---- end of %s ----' % log.name, flush=True)
     except Stopped as stop:
         print('==> %s: ending the running jobs' % stop, flush=True)
-        for process, _, _ in running.values():
+        for process, _log, _started in running.values():
             end_group(process, grace=10)
         return 128 + getattr(signal, str(stop)).value
 
     print('==> jobs (%d lanes, %d s in all):' % (args.jobs, time.monotonic() - suite_start))
     for name, code, seconds in results:
         print('    %-28s %5d s  %s' % (name, seconds, 'passed' if code == 0 else 'FAILED'))
-    for name, _ in pending:
+    for name, _command in pending:
         print('    %-28s     -    not started' % name)
     return 1 if failed or pending else 0
 
