@@ -5,7 +5,9 @@
 ``monitor_report``: when, after the fault, the solution's tooling first stopped
 reporting the old primary as primary and first reported another member as
 primary. The log has one line per poll: ``<epoch seconds> <member> ...``, the
-members the tooling called primary at that moment (none: an empty list).
+members the tooling called primary at that moment (none: an empty list), or
+``<epoch seconds> ?`` when the tooling did not answer: such a poll tells nothing
+and is only counted (``unanswered``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,12 +26,12 @@ def _seconds(value, what):
 
 
 def monitor_report(log, fault_time, old_primary):
-    """``{'polls', 'old_primary_dropped', 'new_primary_shown', 'new_primary'}`` (seconds after the fault)."""
+    """``{'polls', 'unanswered', 'old_primary_dropped', 'new_primary_shown', 'new_primary'}`` (seconds after the fault)."""
     if fault_time in (None, '', 'None'):
-        return {'polls': 0, 'old_primary_dropped': None, 'new_primary_shown': None, 'new_primary': None}
+        return {'polls': 0, 'unanswered': 0, 'old_primary_dropped': None, 'new_primary_shown': None, 'new_primary': None}
     fault = _seconds(fault_time, 'fault time')
     old = member_name(old_primary)
-    report = {'polls': 0, 'old_primary_dropped': None, 'new_primary_shown': None, 'new_primary': None}
+    report = {'polls': 0, 'unanswered': 0, 'old_primary_dropped': None, 'new_primary_shown': None, 'new_primary': None}
     for line in str(log or '').splitlines():
         fields = line.split()
         if not fields:
@@ -38,6 +40,9 @@ def monitor_report(log, fault_time, old_primary):
         if at < fault:
             continue
         report['polls'] += 1
+        if fields[1:] == ['?']:
+            report['unanswered'] += 1
+            continue
         names = [member_name(name) for name in fields[1:]]
         if report['old_primary_dropped'] is None and old not in names:
             report['old_primary_dropped'] = round(at - fault, 2)

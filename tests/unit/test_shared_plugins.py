@@ -90,7 +90,11 @@ def test_monitor_report_times_the_tooling_view_after_the_fault():
     from ansible_collections.pgha.cluster.plugins.filter.monitor import monitor_report
     log = '\n'.join(['99.0 db-1', '100.5 db-1', '101.0', '103.2 db_2', '104.0 db-2', ''])
     report = monitor_report(log, 100.0, 'db-1')
-    assert report == {'polls': 4, 'old_primary_dropped': 1.0, 'new_primary_shown': 3.2, 'new_primary': 'db_2'}
+    assert report == {'polls': 4, 'unanswered': 0, 'old_primary_dropped': 1.0, 'new_primary_shown': 3.2,
+                      'new_primary': 'db_2'}
+    # A poll the tooling did not answer says nothing: the old primary is not "dropped" by it.
+    silent = monitor_report('100.1 ?\n100.2 ?\n102.0 db_2\n', 100.0, 'db-1')
+    assert silent['unanswered'] == 2 and silent['old_primary_dropped'] == 2.0
     # A switchover the tooling shows in one poll: both at once.
     assert monitor_report('100.4 db_2\n', 100.0, 'db-1')['old_primary_dropped'] == 0.4
     # Nothing changed (an agent restarted in time): never dropped, no new primary.
