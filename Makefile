@@ -13,8 +13,9 @@ MOLECULE_FOUND := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/mol
 MOLECULE_SCENARIOS ?= $(filter $(MOLECULE_FOUND),$(MOLECULE_LONGEST_FIRST)) $(filter-out $(MOLECULE_LONGEST_FIRST),$(MOLECULE_FOUND))
 PYTEST_ARGS ?=
 # `make test` runs its jobs in this many lanes side by side (tools/run_parallel.py);
-# each job's output goes to $(TEST_LOGS)/<job>.log.
-TEST_JOBS ?= 2
+# each job's output goes to $(TEST_LOGS)/<job>.log. One lane on a 2-core machine:
+# with two, the drills' operator failovers ran past the write probe's window.
+TEST_JOBS ?= 1
 TEST_LOGS := .cache/test-logs
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
