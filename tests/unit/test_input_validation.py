@@ -235,3 +235,12 @@ def test_repmgr_argument_spec_rejects_bad_values(extra, message):
     result, output = run_role('repmgr', extra)
     assert result.returncode != 0
     assert message in output, output[-3000:]
+
+
+def test_streaming_refuses_verified_replication_without_server_tls():
+    """verify-full replication (the default) against servers without TLS would leave every standby
+    unable to connect: refused before the first change, naming the plaintext opt-out."""
+    result, output = role_check('streaming', {'postgresql_tls': False})
+    assert result.returncode != 0
+    assert 'streaming_ssl_mode=verify-full verifies' in output, output[-3000:]
+    assert 'streaming_ssl_mode=prefer' in output
