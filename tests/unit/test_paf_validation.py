@@ -69,6 +69,8 @@ def test_no_fencing_without_the_lab_acknowledgement_is_refused(tmp_path):
     ({'paf_monitor_promoted_interval': 4, 'paf_monitor_unpromoted_interval': 4}, 'must be at least 1 and differ'),
     ({'paf_conninfo_options': 'connect_timeout=2 host=elsewhere'}, 'must not set what the'),
     ({'pacemaker_fence_agent': 'rm -rf /'}, 'must name a fence_* agent'),
+    ({'paf_conninfo_options': 'connect_timeout=2 sslmode=disable'}, 'must not set what the'),
+    ({'postgresql_tls': False}, 'verifies the members\' certificates, but postgresql_tls is false'),
 ])
 def test_other_bad_settings_are_refused(tmp_path, extra, message):
     result, output = run_paf(tmp_path, dict(GOOD, **extra))

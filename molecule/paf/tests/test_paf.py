@@ -71,6 +71,13 @@ def test_both_standbys_stream_through_the_virtual_ip_under_their_node_names(node
     for standby in standbys:
         conninfo = psql(nodes[standby], "SELECT conninfo FROM pg_stat_wal_receiver")
         assert 'host=%s ' % VIP in conninfo and 'application_name=%s' % member_name(standby) in conninfo, conninfo
+        assert 'sslmode=verify-full' in conninfo, conninfo
+
+
+def test_replication_through_the_virtual_ip_is_encrypted(nodes, primary, standbys):
+    # verify-full through the virtual IP works only if the certificate names it
+    rows = psql(nodes[primary], "SELECT r.application_name, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) ORDER BY 1")
+    assert rows.splitlines() == ['%s|t' % member_name(s) for s in standbys]
 
 
 def test_every_standby_may_be_promoted(nodes, primary, standbys):
