@@ -103,6 +103,10 @@ def summarise(result):
             'split_brain': sum(int(d.get('split_brain_count') or 0) + (1 if d.get('split_brain_after_restore') else 0)
                                for d in drills),
             'restored_primary_worst': _worst([_seconds(d.get('restored_primary_seconds')) for d in drills]),
+            # dcs_partition: how long the primary cut off from its coordination still took writes.
+            'fenced_worst': _worst([_seconds(d.get('old_primary_writable_seconds')) for d in drills])
+            if fault == 'dcs_partition' else None,
+            'never_fenced': sum(1 for d in drills if d.get('old_primary_writable_at_end')) if fault == 'dcs_partition' else 0,
             # The solution's own status: seconds until it named the new primary.
             'monitor_shown_median': _median([_seconds((d.get('monitor') or {}).get('new_primary_shown'))
                                              for d in drills]),

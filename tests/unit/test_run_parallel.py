@@ -71,6 +71,7 @@ def test_a_stopped_runner_ends_its_jobs(tmp_path):
 def test_a_job_run_alone_has_no_neighbour(tmp_path):
     # Each job appends its start and end to one file: the alone job's lines must be adjacent.
     trace = tmp_path / 'trace'
+
     def job(name, seconds):
         return '%s=echo start-%s >> %s; sleep %s; echo end-%s >> %s' % (name, name, trace, seconds, name, trace)
     result = run(tmp_path, '--jobs', '2', '--alone', 'drill',
