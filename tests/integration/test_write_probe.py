@@ -282,6 +282,19 @@ PLAYBOOK = """
       async: 60
       poll: 0
       register: job
+    # As the drill's steady-state wait does: the fault comes after the probe has
+    # started writing, or the probe rightly refuses a marker that is already there.
+    - name: Wait until the probe has written
+      ansible.builtin.command: psql "{{ dsn }}" -Atc "SELECT count(*) > 0 FROM pgha_write_probe"
+      environment:
+        PGPASSWORD: "{{ pw }}"
+        PGCONNECT_TIMEOUT: "2"
+      register: written
+      until: written.stdout == 't'
+      retries: 100
+      delay: 0.3
+      failed_when: false
+      changed_when: false
     - name: Mark the fault
       ansible.builtin.shell: date +%s.%N > {{ marker }}
     - name: Collect the report
