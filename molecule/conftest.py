@@ -12,7 +12,8 @@ import subprocess
 import pytest
 import testinfra
 
-PODMAN_CONNECTIONS = ('containers.podman.podman', 'podman')
+# nsenter: the scenarios' default (.config/molecule/config.yml), into the same containers.
+PODMAN_CONNECTIONS = ('containers.podman.podman', 'podman', 'community.docker.nsenter')
 
 
 def pytest_configure(config):
