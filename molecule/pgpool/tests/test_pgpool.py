@@ -110,7 +110,7 @@ def test_exactly_one_member_holds_the_virtual_ip_and_it_is_the_watchdog_leader(n
     assert info.rc == 0, info.stderr
     assert re.search(r'Quorum state\s*:\s*QUORUM EXIST', info.stdout), info.stdout
     assert re.search(r'Alive Remote Nodes\s*:\s*2', info.stdout), info.stdout
-    assert re.search(r'VIP up on local node\s*:\s*YES', info.stdout), info.stdout
+    assert re.search(r'Local node escalation\s*:\s*YES', info.stdout), info.stdout
 
 
 def test_pgpool_runs_everywhere_with_consensus_and_its_secrets_private(nodes):
