@@ -32,7 +32,7 @@ def member_name(name):
 
 def vip(node):
     conf = node.file('/etc/pgpool2/pgpool.conf').content_string
-    return re.search(r"^delegate_ip = '([0-9.]+)'", conf, re.M).group(1)
+    return re.search(r"^delegate_IP = '([0-9.]+)'", conf, re.M).group(1)
 
 
 def timeline_of(node):
