@@ -95,8 +95,8 @@ def test_writes_and_load_balanced_reads_through_the_virtual_ip(nodes, primary, s
     assert psql(nodes[primary], "SELECT count(*) FROM pgha_markers WHERE name = 'through-vip'") == '1'
     # reads in new sessions are balanced: some reach a standby
     before = sum(int(r[8]) for r in pool_nodes(node, address) if r[6] == 'standby')
-    for _ in range(20):
-        psql(node, 'SELECT 1', target=target)
+    for attempt in range(20):
+        psql(node, "SELECT %d" % attempt, target=target)
     after = sum(int(r[8]) for r in pool_nodes(node, address) if r[6] == 'standby')
     assert after > before
 
