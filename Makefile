@@ -7,9 +7,16 @@ HA ?= $(shell sed -n 's/^pgha_default_ha: *//p' playbooks/vars/defaults.yml)
 VENV := .venv
 BIN := $(VENV)/bin
 COLLECTION_LINK := .cache/collections/ansible_collections/pgha/cluster
-# Molecule scenarios run by `make test`, in this order (shared topology together).
-MOLECULE_SCENARIOS ?= $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
+# Molecule scenarios run by `make test`: the longest first, so the lanes end together.
+MOLECULE_LONGEST_FIRST := patroni paf pgpool repmgr streaming postgresql lab
+MOLECULE_FOUND := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
+MOLECULE_SCENARIOS ?= $(filter $(MOLECULE_FOUND),$(MOLECULE_LONGEST_FIRST)) $(filter-out $(MOLECULE_LONGEST_FIRST),$(MOLECULE_FOUND))
 PYTEST_ARGS ?=
+# `make test` runs its jobs in this many lanes side by side (tools/run_parallel.py);
+# each job's output goes to $(TEST_LOGS)/<job>.log. One lane on a 2-core machine:
+# with two, the drills' operator failovers ran past the write probe's window.
+TEST_JOBS ?= 1
+TEST_LOGS := .cache/test-logs
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 # Where the lab keeps its package caches and image build area.
@@ -17,6 +24,14 @@ export PGHA_LAB_CACHE := $(or $(PGHA_LAB_CACHE),$(HOME)/.cache/pgha-lab)
 LAB_CACHE := $(PGHA_LAB_CACHE)
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
+
+# The commands behind lint, sanity, pytest, molecule and compare-smoke, shared by
+# those targets and `make test` (no single quotes: run_parallel.py gets them quoted).
+LINT_CMD = $(BIN)/yamllint -s . && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --profile production -q
+SANITY_CMD = tools/ansible-test-sanity
+PYTEST_CMD = $(BIN)/pytest $(PYTEST_ARGS)
+MOLECULE_CMD = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s
+COMPARE_SMOKE_CMD = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -p no:cacheprovider tests/lab
 
 .PHONY: help setup host-deps venv lab-image lab-up lab-down demo status test lint sanity pytest molecule compare-smoke build clean
 
@@ -72,31 +87,35 @@ status: venv
 	@$(BIN)/ansible-playbook playbooks/status.yml -e ha=$(HA)
 
 lint: venv
-	@echo "==> yamllint"
-	@$(BIN)/yamllint -s .
-	@echo "==> ansible-lint (production profile)"
-	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --profile production -q
+	@echo "==> yamllint, ansible-lint (production profile)"
+	@$(LINT_CMD)
 
 sanity: venv
 	@echo "==> ansible-test sanity"
-	@tools/ansible-test-sanity
+	@$(SANITY_CMD)
 
 pytest: setup
 	@echo "==> unit and integration tests (real PostgreSQL and Pgpool-II on loopback)"
-	@$(BIN)/pytest $(PYTEST_ARGS)
+	@$(PYTEST_CMD)
 
 molecule: lab-image
 	@for scenario in $(MOLECULE_SCENARIOS); do \
 	  echo "==> molecule test -s $$scenario"; \
-	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$scenario || exit 1; \
+	  $(MOLECULE_CMD) $$scenario || exit 1; \
 	done
 
 # One short drill through playbooks/compare.yml, so the comparison path keeps working.
 compare-smoke: lab-image
 	@echo "==> compare.yml smoke test (streaming: one host crash, one network partition)"
-	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -p no:cacheprovider tests/lab
+	@$(COMPARE_SMOKE_CMD)
 
-test: setup lint sanity pytest molecule compare-smoke
+# Everything, in $(TEST_JOBS) lanes: the quick checks first (a lint error stops the
+# run early), then the longest jobs.
+test: setup lab-image
+	@echo "==> test jobs in $(TEST_JOBS) lanes (logs in $(TEST_LOGS)/)"
+	@$(BIN)/python tools/run_parallel.py --jobs $(TEST_JOBS) --log-dir $(TEST_LOGS) \
+	  'lint=$(LINT_CMD)' 'sanity=$(SANITY_CMD)' 'compare-smoke=$(COMPARE_SMOKE_CMD)' \
+	  'pytest=$(PYTEST_CMD)' $(foreach s,$(MOLECULE_SCENARIOS),'molecule-$(s)=$(MOLECULE_CMD) $(s)')
 	@echo "==> all tests passed"
 
 build: venv

@@ -21,6 +21,8 @@ import datetime
 import json
 import os
 import platform
+import secrets
+import ssl
 import statistics
 import subprocess
 import sys
@@ -53,10 +55,25 @@ def log(msg):
 
 
 class Cluster:
-    def __init__(self, containers, api_user, api_password):
+    def __init__(self, containers, api_user, api_password, api_ca=None):
         self.containers = containers
         self.auth = 'Basic ' + base64.b64encode(('%s:%s' % (api_user, api_password)).encode()).decode()
         self.ips = {c: self._ip(c) for c in containers}
+        # The REST API speaks HTTPS by default (patroni_restapi_tls): verified against the role's CA.
+        self.scheme = 'https' if api_ca else 'http'
+        self.ssl_context = ssl.create_default_context(cafile=api_ca) if api_ca else None
+
+    def create_probe_account(self, user='pgha_bench'):
+        """An ordinary account for the probe: HAProxy never carries the superuser (pg_hba)."""
+        password = secrets.token_hex(16)
+        leader = self.leader()['name']
+        sql = ("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{u}') THEN CREATE ROLE {u} LOGIN; END IF; "
+               "END$$;\nALTER ROLE {u} PASSWORD '{p}';\n"
+               "SELECT 'CREATE DATABASE {u} OWNER {u}' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{u}')"
+               "\\gexec\n").format(u=user, p=password)
+        subprocess.run(['podman', 'exec', '-i', leader, 'runuser', '-u', 'postgres', '--', 'psql', '-XAtq',
+                        '-v', 'ON_ERROR_STOP=1'], input=sql, text=True, check=True, capture_output=True)
+        return user, password
 
     @staticmethod
     def _ip(container):
@@ -66,11 +83,11 @@ class Cluster:
         return out.stdout.strip()
 
     def api(self, node, path, method='GET', body=None, timeout=5):
-        req = urllib.request.Request('http://%s:8008%s' % (self.ips[node], path), method=method,
+        req = urllib.request.Request('%s://%s:8008%s' % (self.scheme, self.ips[node], path), method=method,
                                      data=None if body is None else json.dumps(body).encode(),
                                      headers={'Content-Type': 'application/json', 'Authorization': self.auth})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.ssl_context) as resp:
                 data = resp.read()
                 return resp.status, (json.loads(data) if data[:1] in (b'{', b'[') else data.decode())
         except urllib.error.HTTPError as exc:
@@ -122,20 +139,19 @@ class Cluster:
         time.sleep(current.get('loop_wait', 10) + 2)
 
 
-def run_one(cluster, password, profile, fault, run, duration):
+def run_one(cluster, account, profile, fault, run, duration):
     cluster.wait_healthy()
     leader = cluster.leader()
     victim = leader['name']
     ips = [cluster.ips[c] for c in cluster.containers]
     marker = os.path.join(tempfile.mkdtemp(prefix='pgha-patroni-bench-'), 'fault')
     cfg = ProbeConfig(
-        dsn='host=%s port=5000 user=postgres dbname=postgres target_session_attrs=read-write' % ','.join(ips),
-        password=password, duration=duration, interval_ms=10, connect_timeout=1, write_timeout=2,
+        dsn='host=%s port=5000 user=%s dbname=%s target_session_attrs=read-write' % (','.join(ips), account[0], account[0]),
+        password=account[1], duration=duration, interval_ms=10, connect_timeout=1, write_timeout=2,
         run_id='patroni-%s-%s-%d-%d' % (profile, fault, run, int(time.time())),
         fault_marker_file=marker,
-        # Read-back through each node's HAProxy primary port (the superuser may not log in
-        # directly from outside the cluster members).
-        verify_dsns=['host=%s port=5000 user=postgres dbname=postgres' % ip for ip in ips])
+        # Read-back through each node's HAProxy primary port.
+        verify_dsns=['host=%s port=5000 user=%s dbname=%s' % (ip, account[0], account[0]) for ip in ips])
     probe = WriteProbe(cfg)
     holder = {}
     thread = threading.Thread(target=lambda: holder.update(result=probe.run()), daemon=True)
@@ -241,21 +257,25 @@ def render(doc):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     ap.add_argument('--containers', default='patroni-pg1,patroni-pg2,patroni-pg3')
-    ap.add_argument('--secrets-dir', required=True, help='directory holding the generated superuser and patroni_api passwords')
+    ap.add_argument('--secrets-dir', required=True, help='directory holding the generated patroni_api password')
+    ap.add_argument('--restapi-ca', default=None,
+                    help='CA of the REST API certificates (default: <secrets dir>/../pki/patroni/ca.crt when it exists; '
+                         'without one, plain HTTP)')
     ap.add_argument('--runs', type=int, default=3)
     ap.add_argument('--profiles', default='stock,tuned')
     ap.add_argument('--faults', default=','.join(FAULTS))
     ap.add_argument('--output', default=os.path.join(REPO_ROOT, 'benchmarks', 'results', 'patroni_failover.json'))
     ap.add_argument('--report', default=os.path.join(REPO_ROOT, 'docs', 'benchmarks', 'patroni_failover.md'))
     args = ap.parse_args()
-    with open(os.path.join(args.secrets_dir, 'superuser')) as fh:
-        password = fh.read().split()[0]
     with open(os.path.join(args.secrets_dir, 'patroni_api')) as fh:
         api_password = fh.read().split()[0]
+    api_ca = args.restapi_ca or os.path.join(os.path.dirname(os.path.abspath(args.secrets_dir)), 'pki', 'patroni', 'ca.crt')
     containers = args.containers.split(',')
-    cluster = Cluster(containers, 'patroni', api_password)
+    cluster = Cluster(containers, 'patroni', api_password, api_ca if os.path.exists(api_ca) else None)
     version = subprocess.run(['podman', 'exec', containers[0], 'patroni', '--version'], capture_output=True, text=True,
                              check=False).stdout.split()[-1]
+    cluster.wait_healthy()
+    account = cluster.create_probe_account()
     rows = []
     try:
         for profile in args.profiles.split(','):
@@ -268,7 +288,7 @@ def main():
                 else:
                     duration = STEADY + 16
                 for run in range(1, args.runs + 1):
-                    rows.append(run_one(cluster, password, profile, fault, run, duration))
+                    rows.append(run_one(cluster, account, profile, fault, run, duration))
     finally:
         cluster.wait_healthy(timeout=300)
         cluster.apply_profile(PROFILES['tuned'])

@@ -20,7 +20,15 @@ import sys
 import jinja2
 import yaml
 
-FAULT_ORDER = ['host_crash', 'postgres_kill', 'network_partition', 'switchover']
+FAULT_CLASSES = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'playbooks', 'faults', 'classes.yml')
+
+
+def _fault_order():
+    with open(FAULT_CLASSES) as handle:
+        return yaml.safe_load(handle)['fault_classes']
+
+
+FAULT_ORDER = _fault_order()
 
 
 def load_solutions(directory):
@@ -59,6 +67,10 @@ def _worst(values):
     return round(max(values), 2) if values else None
 
 
+def _seconds(value):
+    return None if value in (None, '', 'None') else float(value)
+
+
 def _total(values):
     """Sum of the values that were measured; None when none was."""
     values = [int(v) for v in values if v not in (None, '', 'None')]
@@ -87,7 +99,13 @@ def summarise(result):
             'recovery_worst': _worst(recover),
             'lost': sum(int(d.get('lost_count') or 0) for d in drills),
             'acknowledged': sum(int(d.get('acknowledged') or 0) for d in drills),
-            'split_brain': sum(int(d.get('split_brain_count') or 0) for d in drills),
+            # Two primaries seen by the probe, plus an old primary that came back still a primary.
+            'split_brain': sum(int(d.get('split_brain_count') or 0) + (1 if d.get('split_brain_after_restore') else 0)
+                               for d in drills),
+            'restored_primary_worst': _worst([_seconds(d.get('restored_primary_seconds')) for d in drills]),
+            # The solution's own status: seconds until it named the new primary.
+            'monitor_shown_median': _median([_seconds((d.get('monitor') or {}).get('new_primary_shown'))
+                                             for d in drills]),
             'rejoin_median': _median(rejoin),
             'rejoined': sum(1 for d in drills if d.get('rejoined')),
             'rejoin_methods': sorted({d.get('rejoin_method') for d in drills if d.get('rejoin_method')}),
@@ -122,10 +140,16 @@ def score(ha, facts, summaries):
         failover = 'manual only; %.1f s when the failover playbook runs right after the crash' % best_crash
     else:
         failover = 'manual only'
+    shown = [(row['fault'], row['monitor_shown_median']) for s in summaries for row in s['rows']
+             if row['fault'] in ('host_crash', 'switchover') and row['monitor_shown_median'] is not None]
+    monitoring = fact.get('monitoring', '?')
+    if shown:
+        monitoring += '; its status named the new primary %s' % ', '.join(
+            '%.1f s after a %s (median)' % (seconds, fault.replace('_', ' ')) for fault, seconds in shown)
     return {
         'redundancy': '%s; %d streaming replica(s) after deployment' % (fact.get('redundancy', '?'), replicas),
         'failover': '%s; %d acknowledged write(s) lost, %d split-brain observation(s)' % (failover, lost, split),
-        'monitoring': fact.get('monitoring', '?'),
+        'monitoring': monitoring,
         'open_source': fact.get('license', '?'),
     }
 

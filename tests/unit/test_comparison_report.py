@@ -30,6 +30,25 @@ def test_summary_median_worst_and_totals():
     assert crash['acknowledged'] == 300
 
 
+def test_an_old_primary_back_as_a_primary_counts_as_split_brain():
+    frozen = [dict(drill('host_freeze', 9.0), restored_primary_seconds=31.2, split_brain_after_restore=True),
+              dict(drill('host_freeze', 7.0), restored_primary_seconds=0, split_brain_after_restore=False),
+              dict(drill('host_crash', 7.0), restored_primary_seconds=None)]
+    rows = {r['fault']: r for r in comparison_report.summarise({'drills': frozen})}
+    assert rows['host_freeze']['split_brain'] == 1
+    assert rows['host_freeze']['restored_primary_worst'] == 31.2
+    assert rows['host_crash']['restored_primary_worst'] is None
+    assert list(rows) == ['host_crash', 'host_freeze'], 'report order of faults/classes.yml'
+
+
+def test_monitoring_is_scored_with_the_time_its_status_showed_the_new_primary():
+    crash = [dict(drill('host_crash', 9.0), monitor={'new_primary_shown': v}) for v in (7.5, 8.5, None)]
+    facts = {'patroni': {'automatic_failover': True, 'license': 'MIT', 'redundancy': 'x', 'monitoring': 'patronictl list'}}
+    summaries = [{'rows': comparison_report.summarise({'drills': crash}), 'deploy': {'replicas': 2}}]
+    assert comparison_report.score('patroni', facts, summaries)['monitoring'] == \
+        'patronictl list; its status named the new primary 8.0 s after a host crash (median)'
+
+
 def test_manual_failover_is_not_scored_as_automatic():
     facts = {'streaming': {'automatic_failover': False, 'license': 'PostgreSQL', 'redundancy': 'x', 'monitoring': 'y'}}
     summaries = [{'rows': comparison_report.summarise({'drills': [drill('host_crash', 12.0)]}), 'deploy': {'replicas': 2}}]
@@ -73,8 +92,8 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
     report = output.read_text()
     assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 3.0 / 4.0, lost 0, 1 failed | 90 |' in report
     assert '- postgres_kill run 2: fatal: the old primary did not rejoin' in report
-    assert '| 0 of 100 | 0 | 3 of 500 |' in report, 'stale reads of the host crash'
-    assert '| 0 of 200 | 0 | n/a |' in report, 'no read endpoint measured for postgres_kill'
+    assert '| 0 of 100 | 0 | n/a | 3 of 500 |' in report, 'stale reads of the host crash'
+    assert '| 0 of 200 | 0 | n/a | n/a |' in report, 'no read endpoint measured for postgres_kill'
 
 
 def test_every_system_of_the_study_has_a_row(tmp_path):

@@ -249,6 +249,8 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
     ({'pgpool_health_check_period': 0}, 'with health checks off'),
     ({'pgpool_num_init_children': 200}, 'exceed PostgreSQL'),
     ({'pgpool_vip': 'vip.example'}, 'must be the IPv4 address'),
+    # verified TLS for the failover/follow commands against servers without TLS
+    ({'postgresql_tls': False}, 'pgpool_ssl_mode=verify-full verifies'),
 ])
 def test_pgpool_refuses_bad_input_before_any_change(extra, message):
     """The role's first tasks (validate.yml) stop it on localhost, before any member is contacted.
@@ -267,3 +269,12 @@ def test_pgpool_accepts_health_checks_off_only_when_told():
     assert result.returncode != 0
     # the health-check refusal is gone; the check after it (the pool size) still ran and refused
     assert 'with health checks off' not in output and 'exceed PostgreSQL' in output, output[-3000:]
+
+
+def test_streaming_refuses_verified_replication_without_server_tls():
+    """verify-full replication (the default) against servers without TLS would leave every standby
+    unable to connect: refused before the first change, naming the plaintext opt-out."""
+    result, output = role_check('streaming', {'postgresql_tls': False})
+    assert result.returncode != 0
+    assert 'streaming_ssl_mode=verify-full verifies' in output, output[-3000:]
+    assert 'streaming_ssl_mode=prefer' in output

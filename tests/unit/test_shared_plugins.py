@@ -84,3 +84,27 @@ def test_playbook_command_forwards_this_runs_settings(tmp_path, monkeypatch):
 def test_playbook_command_refuses_a_password_prompt():
     with pytest.raises(AnsibleError, match='cannot answer a password prompt'):
         playbook_command('site.yml', {'ask_vault_pass': True})
+
+
+def test_monitor_report_times_the_tooling_view_after_the_fault():
+    from ansible_collections.pgha.cluster.plugins.filter.monitor import monitor_report
+    log = '\n'.join(['99.0 db-1', '100.5 db-1', '101.0', '103.2 db_2', '104.0 db-2', ''])
+    report = monitor_report(log, 100.0, 'db-1')
+    assert report == {'polls': 4, 'unanswered': 0, 'old_primary_dropped': 1.0, 'new_primary_shown': 3.2,
+                      'new_primary': 'db_2'}
+    # A poll the tooling did not answer says nothing: the old primary is not "dropped" by it.
+    silent = monitor_report('100.1 ?\n100.2 ?\n102.0 db_2\n', 100.0, 'db-1')
+    assert silent['unanswered'] == 2 and silent['old_primary_dropped'] == 2.0
+    # A switchover the tooling shows in one poll: both at once.
+    assert monitor_report('100.4 db_2\n', 100.0, 'db-1')['old_primary_dropped'] == 0.4
+    # Nothing changed (an agent restarted in time): never dropped, no new primary.
+    still = monitor_report('101.0 db1\n102.0 db1\n', '100', 'db1')
+    assert still['old_primary_dropped'] is None and still['new_primary_shown'] is None and still['polls'] == 2
+    assert monitor_report('101.0 db1\n', None, 'db1')['polls'] == 0
+
+
+def test_monitor_report_refuses_a_bad_time():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.pgha.cluster.plugins.filter.monitor import monitor_report
+    with pytest.raises(AnsibleFilterError):
+        monitor_report('soon db1\n', 100.0, 'db1')

@@ -20,6 +20,7 @@ ENTRY_POINTS = ['main', 'status', 'switchover', 'failover', 'rejoin']
 COMMON_KEYS = {'name', 'order', 'title', 'deployable', 'report'}
 DEPLOYABLE_KEYS = COMMON_KEYS | {'role', 'deploy_playbook', 'endpoints', 'automatic_failover', 'rejoin', 'rejoin_method',
                                  'drill_failover_vars', 'expect_no_loss', 'profiles'}
+OPTIONAL_DEPLOYABLE_KEYS = {'agent_services', 'monitor_primary_command'}
 NOT_DEPLOYABLE_KEYS = COMMON_KEYS | {'reason'}
 REPORT_KEYS = {'license', 'open_source', 'versions', 'redundancy', 'monitoring', 'failover_how'}
 OPTIONAL_REPORT_KEYS = {'sources'}
@@ -28,12 +29,14 @@ OPTIONAL_PROFILE_KEYS = {'drill_duration'}
 # Lines that name a solution's word for something else: the default choice of
 # ha, and PostgreSQL's replication state 'streaming'.
 NOT_A_SOLUTION = [re.compile(r'^pgha_default_ha: '), re.compile(r"'state', 'equalto', 'streaming'")]
-FAULTS = {'host_crash', 'postgres_kill', 'network_partition', 'switchover'}
 
 
 def load(path):
     with open(path) as handle:
         return yaml.safe_load(handle)
+
+
+FAULTS = set(load(os.path.join(PLAYBOOKS, 'faults', 'classes.yml'))['fault_classes'])
 
 
 def descriptors():
@@ -58,7 +61,8 @@ def test_descriptor_keys(name):
     expected = DEPLOYABLE_KEYS if descriptor.get('deployable') else NOT_DEPLOYABLE_KEYS
     keys = set(descriptor)
     assert not expected - keys, 'missing keys: %s' % sorted(expected - keys)
-    assert not keys - expected, 'unknown keys: %s' % sorted(keys - expected)
+    optional = OPTIONAL_DEPLOYABLE_KEYS if descriptor.get('deployable') else set()
+    assert not keys - expected - optional, 'unknown keys: %s' % sorted(keys - expected - optional)
     report = set(descriptor['report'])
     assert not REPORT_KEYS - report, 'missing report keys: %s' % sorted(REPORT_KEYS - report)
     assert not report - REPORT_KEYS - OPTIONAL_REPORT_KEYS, 'unknown report keys: %s' % sorted(report - REPORT_KEYS - OPTIONAL_REPORT_KEYS)
@@ -92,6 +96,10 @@ def test_deployable_solution_settings(name):
     assert descriptor['rejoin'] in ('automatic', 'operator')
     assert isinstance(descriptor['automatic_failover'], bool)
     assert set(descriptor['drill_failover_vars']) <= FAULTS
+    # agent_kill stops these units on the primary; an automatic failover needs an agent.
+    agents = descriptor.get('agent_services', [])
+    assert isinstance(agents, list) and all(isinstance(u, str) and u and ' ' not in u for u in agents)
+    assert agents or not descriptor['automatic_failover'], 'automatic failover without an agent to kill'
     assert descriptor['profiles'], 'compare.yml needs at least one settings profile'
     defaults = load(os.path.join(REPO, 'roles', descriptor['role'], 'defaults', 'main.yml'))
     for profile in descriptor['profiles']:

@@ -4,15 +4,23 @@ Runs against the real containers: patronictl, psql through the local Unix
 socket and through HAProxy, etcdctl over TLS.
 """
 import json
+import secrets
 import time
 
 import pytest
+import testinfra
 
 PATRONICTL = 'patronictl -c /etc/patroni/config.yml list -f json'
 # The superuser password is read on the node from Patroni's config and only
 # handed to psql through the environment; it never reaches the test output.
-PGPASSWORD = ("PGPASSWORD=$(python3 -c \"import yaml; "
-              "print(yaml.safe_load(open('/etc/patroni/config.yml'))['postgresql']['authentication']['superuser']['password'])\")")
+SUPERUSER_PGPASSWORD = ("PGPASSWORD=$(python3 -c \"import yaml; "
+                        "print(yaml.safe_load(open('/etc/patroni/config.yml'))['postgresql']['authentication']['superuser']"
+                        "['password'])\")")
+# An ordinary application account, created by the test on the leader.
+APP_USER = 'pgha_verify_app'
+APP_PASSWORD = secrets.token_hex(16)
+# How long the idle cluster's journal is watched (issue: no traceback over a minute).
+IDLE_WINDOW_SECONDS = 60
 
 
 def members(host):
@@ -20,11 +28,13 @@ def members(host):
     return {m['Member']: m for m in json.loads(out)}
 
 
-def psql(host, sql, port=None):
+def psql(host, sql, port=None, address='127.0.0.1'):
+    """psql over the local socket as postgres, or through HAProxy (port) as the application account."""
     if port is None:
         cmd = "runuser -u postgres -- psql -XAtqc %s" % _quote(sql)
     else:
-        cmd = "%s psql -XAtq -h 127.0.0.1 -p %d -U postgres -d postgres -c %s" % (PGPASSWORD, port, _quote(sql))
+        cmd = "PGPASSWORD=%s psql -XAtq -h %s -p %d -U %s -d postgres -c %s" % (
+            APP_PASSWORD, address, port, APP_USER, _quote(sql))
     return host.check_output(cmd)
 
 
@@ -35,6 +45,28 @@ def _quote(sql):
 @pytest.fixture(scope='module')
 def cluster(host):
     return members(host)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def app_account(lab_hosts):
+    """An ordinary login role (no superuser), created on the leader over its local socket."""
+    nodes = [testinfra.get_host('podman://' + name) for name in lab_hosts]
+    leader = [n for n in nodes if n.run("runuser -u postgres -- psql -XAtqc 'SELECT pg_is_in_recovery()'").stdout.strip() == 'f']
+    assert len(leader) == 1
+    psql(leader[0], "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s LOGIN; END IF; END$$"
+         % (APP_USER, APP_USER))
+    psql(leader[0], "ALTER ROLE %s PASSWORD '%s'; GRANT CREATE ON SCHEMA public TO %s" % (APP_USER, APP_PASSWORD, APP_USER))
+    return APP_USER
+
+
+@pytest.fixture(scope='session')
+def idle_journals(lab_hosts):
+    """Every node's Patroni journal over IDLE_WINDOW_SECONDS of an idle cluster (watched once, for all nodes)."""
+    nodes = {name: testinfra.get_host('podman://' + name) for name in lab_hosts}
+    since = {name: node.check_output('date +%s') for name, node in nodes.items()}
+    time.sleep(IDLE_WINDOW_SECONDS)
+    return {name: node.check_output("journalctl -u patroni -o cat --no-pager --since @%s" % since[name])
+            for name, node in nodes.items()}
 
 
 def test_one_leader_two_running_replicas(cluster, lab_hosts):
@@ -92,6 +124,42 @@ def test_haproxy_routes_to_leader_and_replicas(host):
     assert psql(host, 'SELECT pg_is_in_recovery()', port=5001) == 't'
 
 
+@pytest.mark.parametrize('port', [5000, 5001])
+def test_superuser_is_refused_through_haproxy(host, lab_hosts, port):
+    """HAProxy reaches PostgreSQL from a member's address: the superuser must still be refused.
+
+    The right password is given, over the loopback and over the node's own
+    address; an ordinary account passes the same way (test above and below).
+    """
+    name = host.backend.get_hostname()
+    address = host.check_output("getent ahostsv4 %s | awk 'NR==1 {print $1}'" % name)
+    for target in ('127.0.0.1', address):
+        cmd = host.run("%s psql -XAtq -h %s -p %d -U postgres -d postgres -c 'SELECT 1'" % (SUPERUSER_PGPASSWORD, target, port))
+        assert cmd.rc != 0, (target, port, cmd.stdout)
+        assert 'pg_hba.conf rejects connection' in cmd.stderr, cmd.stderr
+        assert psql(host, 'SELECT current_user', port=port, address=target) == APP_USER
+
+
+def test_superuser_still_logs_in_over_the_local_socket(host):
+    assert psql(host, 'SHOW is_superuser') == 'on'
+
+
+def test_haproxy_checks_do_not_use_get(host):
+    """GET checks made Patroni 3.0.2 log a ConnectionResetError traceback per check."""
+    conf = host.file('/etc/haproxy/haproxy.cfg').content_string
+    assert 'http-check send meth OPTIONS uri /primary' in conf
+    assert 'meth GET' not in conf
+
+
+def test_patroni_journal_has_no_traceback_while_idle(host, idle_journals):
+    journal = idle_journals[host.backend.get_hostname()]
+    lines = journal.splitlines()
+    # Patroni logs its loop (about one line per loop_wait); an empty window means the journal was not read.
+    assert len(lines) >= IDLE_WINDOW_SECONDS // 4, journal[-2000:]
+    assert 'Traceback' not in journal and 'ConnectionResetError' not in journal, journal[-4000:]
+    print('%s: %d journal lines in %d s' % (host.backend.get_hostname(), len(lines), IDLE_WINDOW_SECONDS))
+
+
 def test_config_file_holds_secrets_safely(host):
     conf = host.file('/etc/patroni/config.yml')
     assert conf.user == 'postgres'
@@ -123,3 +191,36 @@ def test_etcd_members_are_healthy_over_tls(host, lab_hosts):
         time.sleep(2)
     assert out.rc == 0, out.stderr
     assert out.stderr.count('is healthy') + out.stdout.count('is healthy') == 3
+
+
+# Counts, on the node, how often each of Patroni's passwords appears in the whole
+# journal (every unit: Patroni, PostgreSQL, etcd, HAProxy, Ansible's module
+# invocations) and in every file under /var/log and the data directory's log/.
+# Only the counts leave the node.
+SECRETS_IN_LOGS = r'''
+import json, os, subprocess, yaml
+conf = yaml.safe_load(open('/etc/patroni/config.yml'))
+auth = conf['postgresql']['authentication']
+secrets = {'superuser': auth['superuser']['password'], 'replication': auth['replication']['password'],
+           'rewind': auth['rewind']['password'], 'restapi': conf['restapi']['authentication']['password']}
+texts = [subprocess.run(['journalctl', '-o', 'cat', '--no-pager'], capture_output=True, check=True).stdout]
+files = 0
+for top in ('/var/log', os.path.join(conf['postgresql']['data_dir'], 'log')):
+    for root, dirs, names in os.walk(top):
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.isfile(path):
+                with open(path, 'rb') as fh:
+                    texts.append(fh.read())
+                files += 1
+print(json.dumps({'journal_bytes': len(texts[0]), 'files': files,
+                  'hits': {k: sum(t.count(v.encode()) for t in texts) for k, v in secrets.items()}}))
+'''
+
+
+def test_no_password_in_any_log(host):
+    """Issue 11, secrets in logs: after a deploy, an idempotent re-run, a switchover, a host
+    crash and a rejoin, none of Patroni's passwords is in any log of the node."""
+    found = json.loads(host.check_output("python3 -c %s" % _quote(SECRETS_IN_LOGS)))
+    assert found['journal_bytes'] > 10000 and found['files'] > 0, found
+    assert found['hits'] == {'superuser': 0, 'replication': 0, 'rewind': 0, 'restapi': 0}, found

@@ -84,3 +84,16 @@ def test_every_conninfo_carries_connect_timeout(nodes, primary):
     for name, node in nodes.items():
         if name != primary:
             assert 'connect_timeout=' in psql(node, 'SHOW primary_conninfo'), name
+
+
+def test_members_reach_each_other_over_verified_tls(nodes, primary, standbys):
+    """repmgr's conninfo (and every primary_conninfo repmgr wrote from it) asks for verify-full;
+    the walsenders on the primary run over TLS."""
+    conninfos = psql(nodes[primary], 'SELECT conninfo FROM repmgr.nodes', database='repmgr').splitlines()
+    assert all('sslmode=verify-full' in c and 'sslrootcert=' in c for c in conninfos), conninfos
+    for name in standbys:
+        # repmgr standby follow quotes the values it writes: sslmode='verify-full'
+        assert psql(nodes[name], 'SHOW primary_conninfo').replace("'", '').count('sslmode=verify-full') == 1, name
+    encrypted = psql(nodes[primary], "SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) "
+                                     "WHERE s.ssl")
+    assert encrypted == str(len(standbys))

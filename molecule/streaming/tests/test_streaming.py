@@ -100,3 +100,13 @@ def test_standbys_refuse_writes(nodes, standbys):
     for name in standbys:
         cmd = nodes[name].run("runuser -u postgres -- psql -XAtqc 'CREATE TABLE pgha_forbidden (i int)'")
         assert cmd.rc != 0 and 'read-only transaction' in cmd.stderr
+
+
+def test_replication_is_tls_verified_by_default(nodes, primary, standbys):
+    """Every walsender on the primary runs over TLS, and each standby asked for verify-full."""
+    encrypted = psql(nodes[primary], "SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) "
+                                     "WHERE s.ssl")
+    assert encrypted == str(len(standbys))
+    for name in standbys:
+        conninfo = psql(nodes[name], 'SHOW primary_conninfo')
+        assert 'sslmode=verify-full' in conninfo and 'sslrootcert=' in conninfo, name

@@ -1,0 +1,68 @@
+"""tools/run_parallel.py: the lane runner behind `make test`."""
+import os
+import subprocess
+import sys
+import time
+
+TOOL = os.path.join(os.path.dirname(__file__), '..', '..', 'tools', 'run_parallel.py')
+
+
+def run(tmp_path, *args):
+    return subprocess.run([sys.executable, TOOL, '--log-dir', str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_all_pass_and_logs_are_kept(tmp_path):
+    result = run(tmp_path, '--jobs', '2', 'one=echo first', 'two=echo second', 'three=echo third')
+    assert result.returncode == 0, result.stdout
+    assert (tmp_path / 'three.log').read_text() == 'third\n'
+    assert result.stdout.count(' passed in ') == 3
+
+
+def test_failure_stops_new_jobs_and_shows_the_log(tmp_path):
+    result = run(tmp_path, '--jobs', '1', 'broken=echo the reason; exit 3', 'later=touch %s' % (tmp_path / 'ran'))
+    assert result.returncode == 1
+    assert 'broken FAILED (exit 3)' in result.stdout
+    assert 'the reason' in result.stdout
+    assert 'not started' in result.stdout
+    assert not (tmp_path / 'ran').exists()
+
+
+def test_running_jobs_finish_after_a_failure(tmp_path):
+    marker = tmp_path / 'finished'
+    result = run(tmp_path, '--jobs', '2', 'slow=sleep 2 && touch %s' % marker, 'broken=false')
+    assert result.returncode == 1
+    assert marker.exists()
+
+
+def test_a_job_past_its_timeout_is_ended(tmp_path):
+    result = run(tmp_path, '--jobs', '1', '--timeout', '1', 'stuck=sleep 30')
+    assert result.returncode == 1
+    assert 'ran longer than 1 s' in result.stdout
+
+
+def test_pipeline_failures_count(tmp_path):
+    result = run(tmp_path, 'piped=false | cat')
+    assert result.returncode == 1
+
+
+def test_bad_job_arguments_are_refused(tmp_path):
+    assert run(tmp_path, 'no-equals-sign').returncode == 2
+    assert run(tmp_path, 'same=true', 'same=true').returncode == 2
+
+
+def test_a_stopped_runner_ends_its_jobs(tmp_path):
+    marker = tmp_path / 'survived'
+    runner = subprocess.Popen([sys.executable, TOOL, '--log-dir', str(tmp_path), 'long=sleep 5 && touch %s' % marker],
+                              stdout=subprocess.PIPE, text=True)
+    for _attempt in range(50):
+        if (tmp_path / 'long.log').exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    runner.terminate()
+    output = runner.communicate(timeout=30)[0]
+    assert runner.returncode == 128 + 15
+    assert 'SIGTERM: ending the running jobs' in output
+    time.sleep(6)
+    assert not marker.exists(), 'the job outlived the runner'
