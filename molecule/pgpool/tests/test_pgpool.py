@@ -7,7 +7,10 @@ promotions, so the primary is at least on timeline 3, both standbys follow it
 on that timeline, Pgpool-II has all three backends up, and exactly one member
 holds the virtual IP.
 """
+import os
 import re
+
+import yaml
 
 MARKERS = ['before-switchover', 'before-crash']
 PGPASS = 'PGPASSFILE=/var/lib/postgresql/.pgpass_pgpool'
@@ -126,3 +129,37 @@ def test_pgpool_runs_everywhere_with_consensus_and_its_secrets_private(nodes):
         for path in ('/etc/pgpool2/pool_passwd', '/etc/pgpool2/pcp.conf', '/var/lib/postgresql/.pcppass',
                      '/var/lib/postgresql/.pgpass_pgpool'):
             assert node.file(path).mode == 0o600 and node.file(path).user == 'postgres', (name, path)
+
+
+def test_pgpool_reaches_the_backends_over_tls(nodes, standbys):
+    """A session through Pgpool-II: its backend connection is encrypted (pg_stat_ssl on the backend)."""
+    node = nodes[standbys[0]]
+    target = '-h %s -p 9999 -U postgres' % vip(node)
+    assert psql(node, 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()', target=target) == 't'
+    for name, member in nodes.items():
+        conf = member.file('/etc/pgpool2/pgpool.conf').content_string
+        assert "ssl = on" in conf and "ssl_ca_cert = " in conf, name
+        for script in ('pgha_failover.sh', 'pgha_follow_primary.sh'):
+            text = member.file('/etc/pgpool2/' + script).content_string
+            assert 'PGSSLMODE=verify-full' in text and 'PGSSLROOTCERT=' in text, (name, script)
+
+
+def test_the_standbys_conninfo_verifies_the_new_primary(nodes, standbys):
+    """follow_primary_command rewrote primary_conninfo: the host changed, verify-full stayed."""
+    for standby in standbys:
+        conninfo = psql(nodes[standby], 'SHOW primary_conninfo')
+        assert re.search(r"sslmode='?verify-full", conninfo), (standby, conninfo)
+        assert psql(nodes[standby], 'SELECT count(*) FROM pg_stat_wal_receiver WHERE status = \'streaming\'') == '1'
+
+
+def test_the_descriptors_monitor_command_names_the_primary(nodes, primary):
+    """The drills' monitoring poll (monitor_primary_command) prints the primary's member name on every member."""
+    path = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'playbooks', 'vars', 'solutions', 'pgpool.yml')
+    with open(path) as handle:
+        command = yaml.safe_load(handle)['pgha_solution']['monitor_primary_command']
+    command = re.sub(r"\{\{ *([a-z_]+) *\| *default\(('?)([^')]*)\2\) *\}\}", r'\3', command)
+    assert '{{' not in command, command
+    for name, node in nodes.items():
+        out = node.run(command)
+        assert out.rc == 0, out.stderr
+        assert out.stdout.split() == [member_name(primary)], (name, out.stdout)
