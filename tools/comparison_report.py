@@ -90,6 +90,7 @@ def summarise(result):
         gaps = [d.get('max_gap') for d in drills]
         recover = [d.get('fault_to_first_write') for d in drills]
         rejoin = [d.get('rejoin_seconds') for d in drills]
+        cut_off = fault == 'dcs_partition'
         rows.append({
             'fault': fault,
             'runs': len(drills),
@@ -103,6 +104,9 @@ def summarise(result):
             'split_brain': sum(int(d.get('split_brain_count') or 0) + (1 if d.get('split_brain_after_restore') else 0)
                                for d in drills),
             'restored_primary_worst': _worst([_seconds(d.get('restored_primary_seconds')) for d in drills]),
+            # dcs_partition: how long the primary cut off from its coordination still took writes.
+            'fenced_worst': _worst([_seconds(d.get('old_primary_writable_seconds')) for d in drills]) if cut_off else None,
+            'never_fenced': sum(1 for d in drills if d.get('old_primary_writable_at_end')) if cut_off else 0,
             # The solution's own status: seconds until it named the new primary.
             'monitor_shown_median': _median([_seconds((d.get('monitor') or {}).get('new_primary_shown'))
                                              for d in drills]),

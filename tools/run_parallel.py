@@ -1,12 +1,17 @@
 """Run the test suite's jobs side by side in a fixed number of lanes.
 
-Usage: python3 tools/run_parallel.py [--jobs N] [--log-dir DIR] [--timeout S] NAME=COMMAND ...
+Usage: python3 tools/run_parallel.py [--jobs N] [--alone NAME]... [--log-dir DIR] [--timeout S] NAME=COMMAND ...
 
 Each job runs in its own process group with its output in DIR/NAME.log; a line is
 printed when a job starts and ends. Jobs start in the order given (put the longest
 first). After a failure no new job starts, the running ones finish, and the end of
 every failed job's log is printed. A job that outlives --timeout is ended (its
 process group, which this script started). Exit status 0 only if every job passed.
+
+A job named with --alone runs with no other job beside it: it waits until the lanes
+are empty and no job starts until it ends. The comparison drills are such jobs:
+they time failovers, and a second job on the same two cores stretches the timings
+they measure.
 
 Molecule scenarios and the lab each use their own container names, networks and
 secrets, so they can share the machine; most of a scenario's time is spent
@@ -62,6 +67,8 @@ def main():
     parser.add_argument('--jobs', type=int, default=2, help='lanes (default 2)')
     parser.add_argument('--log-dir', default='.cache/test-logs')
     parser.add_argument('--timeout', type=int, default=2700, help='seconds per job (default 2700)')
+    parser.add_argument('--alone', action='append', default=[], metavar='NAME',
+                        help='a job that runs with no other job beside it (repeatable)')
     parser.add_argument('job', nargs='+', type=parse_job)
     args = parser.parse_args()
     if args.jobs < 1:
@@ -69,6 +76,10 @@ def main():
     names = [job[0] for job in args.job]
     if len(set(names)) != len(names):
         parser.error('job names must be unique')
+    unknown = sorted(set(args.alone) - set(names))
+    if unknown:
+        parser.error('--alone names no job: %s' % ', '.join(unknown))
+    alone = set(args.alone)
 
     # Explicitly: a shell starts background jobs with SIGINT ignored, and the
     # default SIGTERM would leave the jobs' process groups running.
@@ -84,6 +95,8 @@ def main():
     try:
         while pending or running:
             while pending and not failed and len(running) < args.jobs:
+                if alone & set(running) or (pending[0][0] in alone and running):
+                    break
                 name, command = pending.pop(0)
                 log = open(os.path.join(args.log_dir, name + '.log'), 'w')
                 process = subprocess.Popen(['bash', '-o', 'pipefail', '-c', command], stdout=log,

@@ -360,6 +360,7 @@ class WriteProbe:
         self._split_brain = []
         self._split_brain_count = 0
         self._split_brain_rounds = 0
+        self._writable_last_seen = {}
         self._reads = dict(attempts=0, succeeded=0, errors=0, stale=0)
         self._start_mono = self._start_wall = self._end = None
 
@@ -546,6 +547,8 @@ class WriteProbe:
                     if row == ['f', 'off']:
                         writable.append(endpoint.label)
                 self._split_brain_rounds += 1
+                for label in writable:
+                    self._writable_last_seen[label] = round(self._wall(round_mono), 6)
                 previous = self._record_split_brain(round_mono, writable, previous)
                 next_round = max(next_round + interval, time.monotonic())
                 self._stop.wait(next_round - time.monotonic())
@@ -692,6 +695,7 @@ class WriteProbe:
             lost=None, lost_count=None, indeterminate=None, indeterminate_count=None,
             split_brain=self._split_brain, split_brain_count=self._split_brain_count,
             split_brain_rounds=self._split_brain_rounds,
+            writable_last_seen=dict(self._writable_last_seen),
             stale_reads=self._reads['stale'] if cfg.read_endpoint else None,
             reads=dict(self._reads) if cfg.read_endpoint else None,
             table_created=self.table_created, cleaned_up=verification['dropped'],

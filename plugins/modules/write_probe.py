@@ -394,6 +394,14 @@ split_brain_rounds:
   returned: success
   type: int
   sample: 300
+writable_last_seen:
+  description:
+    - For each node of O(split_brain_dsns) that accepted writes during the run, the epoch time of the
+      last polling round in which it did. A primary cut off from its HA coordination but still reachable
+      by clients should stop accepting writes; this says when it did, as seen from the probe.
+  returned: success
+  type: dict
+  sample: {"10.0.0.11:5432": 1714558517.2, "10.0.0.12:5432": 1714558562.0}
 stale_reads:
   description: Reads through O(read_dsn) that missed a write acknowledged more than O(stale_read_bound_ms) earlier; null without O(read_dsn).
   returned: success

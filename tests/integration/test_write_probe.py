@@ -93,6 +93,9 @@ def test_steady_run_through_the_module(pg_factory):
     assert result['verified'] and result['verify_errors'] == []
     assert result['primary_after'] == label(primary) and result['timeline_after'] == 1
     assert result['split_brain_count'] == 0 and result['split_brain_rounds'] >= 5
+    # Only the primary accepted writes, up to the end of the run.
+    assert list(result['writable_last_seen']) == [label(primary)]
+    assert result['writable_last_seen'][label(primary)] >= result['run_ended'] - 1
     assert result['stale_reads'] == 0 and result['reads']['succeeded'] > 0
     assert result['fault_to_first_write'] is None
     assert len(present_ids(primary, 'steady')) == result['acknowledged']
@@ -207,6 +210,9 @@ def test_two_primaries_are_reported_as_split_brain(pg_factory):
     assert result['split_brain_count'] >= 5
     assert result['split_brain'][0]['nodes'] == [label(first), label(second)]
     assert result['split_brain'][0]['end'] >= result['split_brain'][0]['start'] >= result['run_started']
+    seen = result['writable_last_seen']
+    assert sorted(seen) == sorted([label(first), label(second)])
+    assert result['run_started'] <= seen[label(second)] <= result['run_ended']
 
 
 def test_paused_standby_gives_stale_reads(pg_factory):
@@ -276,6 +282,19 @@ PLAYBOOK = """
       async: 60
       poll: 0
       register: job
+    # As the drill's steady-state wait does: the fault comes after the probe has
+    # started writing, or the probe rightly refuses a marker that is already there.
+    - name: Wait until the probe has written
+      ansible.builtin.command: psql "{{ dsn }}" -Atc "SELECT count(*) > 0 FROM pgha_write_probe"
+      environment:
+        PGPASSWORD: "{{ pw }}"
+        PGCONNECT_TIMEOUT: "2"
+      register: written
+      until: written.stdout == 't'
+      retries: 100
+      delay: 0.3
+      failed_when: false
+      changed_when: false
     - name: Mark the fault
       ansible.builtin.shell: date +%s.%N > {{ marker }}
     - name: Collect the report

@@ -41,6 +41,17 @@ def test_an_old_primary_back_as_a_primary_counts_as_split_brain():
     assert list(rows) == ['host_crash', 'host_freeze'], 'report order of faults/classes.yml'
 
 
+def test_a_primary_cut_off_from_its_coordination_is_timed_until_it_stops_taking_writes():
+    cut = [dict(drill('dcs_partition', 12.0), old_primary_writable_seconds=v, old_primary_writable_at_end=end)
+           for v, end in ((6.1, False), (9.4, False), (2.0, False))]
+    rows = {r['fault']: r for r in comparison_report.summarise({'drills': cut + [drill('host_crash', 7.0)]})}
+    assert rows['dcs_partition']['fenced_worst'] == 9.4
+    assert rows['dcs_partition']['never_fenced'] == 0
+    assert rows['host_crash']['fenced_worst'] is None
+    never = [dict(drill('dcs_partition', 0.1), old_primary_writable_seconds=60.0, old_primary_writable_at_end=True)]
+    assert comparison_report.summarise({'drills': never})[0]['never_fenced'] == 1
+
+
 def test_monitoring_is_scored_with_the_time_its_status_showed_the_new_primary():
     crash = [dict(drill('host_crash', 9.0), monitor={'new_primary_shown': v}) for v in (7.5, 8.5, None)]
     facts = {'patroni': {'automatic_failover': True, 'license': 'MIT', 'redundancy': 'x', 'monitoring': 'patronictl list'}}
@@ -92,7 +103,7 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
     report = output.read_text()
     assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 3.0 / 4.0, lost 0, 1 failed | 90 |' in report
     assert '- postgres_kill run 2: fatal: the old primary did not rejoin' in report
-    assert '| 0 of 100 | 0 | n/a | 3 of 500 |' in report, 'stale reads of the host crash'
+    assert '| 0 of 100 | 0 | n/a | n/a | 3 of 500 |' in report, 'stale reads of the host crash'
     assert '| 0 of 200 | 0 | n/a | n/a |' in report, 'no read endpoint measured for postgres_kill'
 
 

@@ -66,3 +66,22 @@ def test_a_stopped_runner_ends_its_jobs(tmp_path):
     assert 'SIGTERM: ending the running jobs' in output
     time.sleep(6)
     assert not marker.exists(), 'the job outlived the runner'
+
+
+def test_a_job_run_alone_has_no_neighbour(tmp_path):
+    # Each job appends its start and end to one file: the alone job's lines must be adjacent.
+    trace = tmp_path / 'trace'
+
+    def job(name, seconds):
+        return '%s=echo start-%s >> %s; sleep %s; echo end-%s >> %s' % (name, name, trace, seconds, name, trace)
+    result = run(tmp_path, '--jobs', '2', '--alone', 'drill',
+                 job('first', 1), job('drill', 1), job('after', 0.2), job('last', 0.2))
+    assert result.returncode == 0, result.stdout
+    lines = trace.read_text().split()
+    start = lines.index('start-drill')
+    assert lines[start + 1] == 'end-drill', lines
+    assert lines.index('end-first') < start, lines
+
+
+def test_alone_must_name_a_job(tmp_path):
+    assert run(tmp_path, '--alone', 'missing', 'one=true').returncode == 2

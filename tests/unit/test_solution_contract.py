@@ -20,7 +20,7 @@ ENTRY_POINTS = ['main', 'status', 'switchover', 'failover', 'rejoin']
 COMMON_KEYS = {'name', 'order', 'title', 'deployable', 'report'}
 DEPLOYABLE_KEYS = COMMON_KEYS | {'role', 'deploy_playbook', 'endpoints', 'automatic_failover', 'rejoin', 'rejoin_method',
                                  'drill_failover_vars', 'expect_no_loss', 'profiles'}
-OPTIONAL_DEPLOYABLE_KEYS = {'agent_services', 'monitor_primary_command'}
+OPTIONAL_DEPLOYABLE_KEYS = {'agent_services', 'monitor_primary_command', 'coordination_ports'}
 NOT_DEPLOYABLE_KEYS = COMMON_KEYS | {'reason'}
 REPORT_KEYS = {'license', 'open_source', 'versions', 'redundancy', 'monitoring', 'failover_how'}
 OPTIONAL_REPORT_KEYS = {'sources'}
@@ -100,6 +100,11 @@ def test_deployable_solution_settings(name):
     agents = descriptor.get('agent_services', [])
     assert isinstance(agents, list) and all(isinstance(u, str) and u and ' ' not in u for u in agents)
     assert agents or not descriptor['automatic_failover'], 'automatic failover without an agent to kill'
+    # dcs_partition drops these between the primary and the other members: PORT/tcp or PORT/udp.
+    ports = descriptor.get('coordination_ports', [])
+    assert isinstance(ports, list)
+    for port in ports:
+        assert re.fullmatch(r'(\d+|\{\{ [a-z_]+ \| default\(\d+\) \}\})/(tcp|udp)', port), port
     assert descriptor['profiles'], 'compare.yml needs at least one settings profile'
     defaults = load(os.path.join(REPO, 'roles', descriptor['role'], 'defaults', 'main.yml'))
     for profile in descriptor['profiles']:
@@ -128,3 +133,10 @@ def test_generic_playbooks_name_no_solution():
                 if pattern.search(code) and not any(allowed.search(code) for allowed in NOT_A_SOLUTION):
                     offenders.append('%s:%d: %s' % (relative, number, line.strip()))
     assert not offenders, '\n'.join(offenders)
+
+
+def test_every_fault_need_is_a_fault_and_an_optional_descriptor_key():
+    """compare.yml skips a fault for a solution whose descriptor lacks the key the fault needs."""
+    needs = load(os.path.join(PLAYBOOKS, 'faults', 'classes.yml'))['fault_needs']
+    assert set(needs) <= FAULTS
+    assert set(needs.values()) <= OPTIONAL_DEPLOYABLE_KEYS
