@@ -167,12 +167,21 @@ def test_config_file_holds_secrets_safely(host):
 
 
 def test_rest_api_refuses_unauthenticated_changes(host):
+    """Over HTTPS, verified against the role's CA: a change without credentials gets 401."""
     code = host.check_output(
-        "python3 -c \"import urllib.request, urllib.error\n"
-        "req = urllib.request.Request('http://127.0.0.1:8008/config', data=b'{}', method='PATCH')\n"
-        "try:\n    print(urllib.request.urlopen(req).status)\n"
+        "python3 -c \"import ssl, urllib.request, urllib.error\n"
+        "ctx = ssl.create_default_context(cafile='/etc/patroni/tls/restapi-ca.crt')\n"
+        "req = urllib.request.Request('https://127.0.0.1:8008/config', data=b'{}', method='PATCH')\n"
+        "try:\n    print(urllib.request.urlopen(req, context=ctx).status)\n"
         "except urllib.error.HTTPError as e:\n    print(e.code)\"")
     assert code == '401'
+
+
+def test_rest_api_speaks_only_tls(host):
+    """TLS is the default: a plain HTTP request gets no HTTP answer."""
+    answer = host.run("python3 -c \"import urllib.request\n"
+                      "print(urllib.request.urlopen('http://127.0.0.1:8008/health', timeout=5).status)\"")
+    assert answer.rc != 0 and '200' not in answer.stdout
 
 
 def test_etcd_members_are_healthy_over_tls(host, lab_hosts):
