@@ -21,7 +21,8 @@ description:
   - Optionally polls every node directly to catch split brain, and counts stale reads through a
     read endpoint.
   - Every connection attempt and every statement has a client-side deadline, so a frozen server or a
-    silent network partition cannot hold the probe; it starts no attempt after O(duration).
+    silent network partition cannot hold the probe; it starts no attempt after O(duration). An attempt
+    started before the end still gets its whole O(connect_timeout) or O(write_timeout).
   - Meant to run with C(async) and C(poll=0) while the playbook injects a fault; see the examples.
   - In check mode the probe only checks that O(dsn) reaches a primary, writes nothing and returns
     RV(skipped=true) with C(changed=false).
@@ -47,7 +48,8 @@ options:
     type: str
   duration:
     description:
-      - How long to write, in seconds (1 to 3600). Connects and writes in flight are cut off at the end.
+      - How long to start writes, in seconds (1 to 3600). A connect or write in flight at the end runs
+        to its own timeout, so a write the probe itself cut off is never counted as an error.
       - Stopping the side threads and reading the ids back add a few O(connect_timeout) and
         O(write_timeout) at most; give C(async) some margin above O(duration).
     type: float

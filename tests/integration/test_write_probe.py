@@ -86,7 +86,7 @@ def test_steady_run_through_the_module(pg_factory):
     # Paced: never more than one write per interval; the lower bound only says writes went on all along.
     assert 20 <= result['acknowledged'] <= 205
     assert result['attempts'] == result['acknowledged'] + result['errors']['total']
-    assert result['errors']['total'] == 0
+    assert result['errors']['total'] == 0, (result['first_error'], result['last_error'])
     assert result['lost'] == [] and result['lost_count'] == 0
     assert result['indeterminate_count'] == 0
     assert result['max_gap'] < 1.5
