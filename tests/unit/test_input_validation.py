@@ -237,6 +237,40 @@ def test_repmgr_argument_spec_rejects_bad_values(extra, message):
     assert message in output, output[-3000:]
 
 
+PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 'pcp-secret', 'pgpool_vip': '10.0.0.50'}
+
+
+@pytest.mark.parametrize('extra, message', [
+    # two watchdog members: either alone has no quorum, or half the votes
+    ({'pgpool_members': ['db-1', 'db-2']}, 'needs at least 3 members'),
+    ({'pgpool_pcp_password': ''}, 'needs a PCP password'),
+    ({'pgpool_client_users': [{'name': 'app'}]}, 'needs a PCP password'),
+    # health checks off with automatic failover: a dead primary is seen late or never
+    ({'pgpool_health_check_period': 0}, 'with health checks off'),
+    ({'pgpool_num_init_children': 200}, 'exceed PostgreSQL'),
+    ({'pgpool_vip': 'vip.example'}, 'must be the IPv4 address'),
+    # verified TLS for the failover/follow commands against servers without TLS
+    ({'postgresql_tls': False}, 'pgpool_ssl_mode=verify-full verifies'),
+])
+def test_pgpool_refuses_bad_input_before_any_change(extra, message):
+    """The role's first tasks (validate.yml) stop it on localhost, before any member is contacted.
+    The virtual IP outside the members' subnet needs the members' facts: molecule/pgpool checks it."""
+    result, output = run_role('pgpool', dict(PGPOOL_OK, **extra))
+    assert result.returncode != 0
+    assert message in output, output[-3000:]
+    assert 'Nothing was changed' in output, output[-3000:]
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+
+
+def test_pgpool_accepts_health_checks_off_only_when_told():
+    result, output = run_role('pgpool', dict(PGPOOL_OK, pgpool_health_check_period=0,
+                                             pgpool_accept_failover_without_health_check=True,
+                                             pgpool_num_init_children=200))
+    assert result.returncode != 0
+    # the health-check refusal is gone; the check after it (the pool size) still ran and refused
+    assert 'with health checks off' not in output and 'exceed PostgreSQL' in output, output[-3000:]
+
+
 def test_streaming_refuses_verified_replication_without_server_tls():
     """verify-full replication (the default) against servers without TLS would leave every standby
     unable to connect: refused before the first change, naming the plaintext opt-out."""
