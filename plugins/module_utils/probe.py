@@ -402,6 +402,10 @@ class WriteProbe:
         session, exists = self._open_checked()
         limit = time.monotonic() + VERIFY_TIMEOUT
         try:
+            # One transaction: a load balancer in front (Pgpool-II) sends the reads
+            # that follow a write in a transaction to the primary, not to a standby
+            # that has not replayed the CREATE yet.
+            session.query(b'BEGIN', limit=limit)
             if not exists:
                 if not cfg.create_table:
                     raise ProbeConfigError('table %s does not exist and create_table is false' % cfg.table)
@@ -417,6 +421,7 @@ class WriteProbe:
                              [cfg.run_id], limit=limit):
                 raise ProbeConfigError('table %s already holds rows of run_id %s: choose another run_id'
                                        % (cfg.table, cfg.run_id))
+            session.query(b'COMMIT', limit=limit)
         except BaseException:
             session.close()
             raise

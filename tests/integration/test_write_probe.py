@@ -12,6 +12,9 @@ import time
 
 from ansible_collections.pgha.cluster.plugins.module_utils.probe import ProbeConfig, WriteProbe
 from tests.helpers.fixtures import SUPERUSER_PASSWORD, free_port, run_module, wait_for
+from tests.helpers import pgpool as pgpool_helpers
+
+pgpool_factory = pgpool_helpers.pgpool_factory   # the fixture, for the test through Pgpool-II
 
 TABLE_DDL = ('CREATE TABLE IF NOT EXISTS pgha_write_probe (run_id text, id bigint, '
              'client_ts double precision, PRIMARY KEY (run_id, id))')
@@ -226,6 +229,26 @@ def test_paused_standby_gives_stale_reads(pg_factory):
     result = job.finish()
     assert result['stale_reads'] > 10 and result['reads']['stale'] == result['stale_reads']
     assert result['lost_count'] == 0
+
+
+def test_preflight_through_a_load_balancer(pg_factory, pgpool_factory):
+    """Pgpool-II sends every plain read to a standby that has not replayed the CREATE:
+    the probe's checks still find the table it created (they share its transaction)."""
+    primary = pg_factory.primary()
+    standby = pg_factory.standby_of(primary)
+    standby.sql('SELECT pg_wal_replay_pause()')
+    pool = pgpool_factory.start([primary, standby], settings={
+        'load_balance_mode': 'on', 'backend_weight0': '0', 'backend_weight1': '1'})
+    # The premise: a read outside a transaction lands on the standby.
+    assert pool.sql('SELECT inet_server_port() AS port')[0]['port'] == standby.port
+
+    job = ProbeThread(dsn='host=127.0.0.1 port=%d user=postgres dbname=postgres' % pool.port, duration=1,
+                      read_dsn=direct_dsn(primary), verify_dsns=[direct_dsn(primary)])
+    job.start()
+    result = job.finish()
+    assert result['table_created'] is True
+    assert result['acknowledged'] > 0 and result['lost_count'] == 0
+    assert standby.scalar("SELECT to_regclass('pgha_write_probe') IS NULL"), 'the standby replayed the CREATE'
 
 
 def test_frozen_server_cannot_hold_the_probe(pg_factory):
