@@ -99,6 +99,8 @@ def summarise(result):
             'recovery_median': _median(recover),
             'recovery_worst': _worst(recover),
             'lost': sum(int(d.get('lost_count') or 0) for d in drills),
+            # Runs whose writes were never read back (a drill that failed before the check).
+            'unverified': sum(1 for d in drills if d.get('lost_count') is None),
             'acknowledged': sum(int(d.get('acknowledged') or 0) for d in drills),
             # Two primaries seen by the probe, plus an old primary that came back still a primary.
             'split_brain': sum(int(d.get('split_brain_count') or 0) + (1 if d.get('split_brain_after_restore') else 0)

@@ -107,6 +107,25 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
     assert '| 0 of 200 | 0 | n/a | n/a |' in report, 'no read endpoint measured for postgres_kill'
 
 
+def test_a_fault_without_any_measurement_says_so(tmp_path):
+    results = tmp_path / 'results'
+    results.mkdir()
+    broken = {'fault': 'host_freeze', 'run': 1, 'error': 'fatal: pg1 unreachable'}
+    unverified = dict(drill('postgres_kill', 0.5), lost_count=None, error='fatal: no primary found', run=1)
+    (results / 'repmgr-tuned.json').write_text(json.dumps({
+        'ha': 'repmgr', 'profile': 'tuned', 'settings': {},
+        'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
+        'drills': [drill('host_crash', 6.0), unverified, broken], 'machine': {}, 'started': 'a', 'finished': 'b'}))
+    output = tmp_path / 'comparison.md'
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
+                    '--solutions', SOLUTIONS, '--output', str(output)], check=True)
+    report = output.read_text()
+    assert ('| repmgr (tuned) | 6.0 / 6.0, lost 0 | no measurement, 1 of 1 failed '
+            '| 0.5 / 0.5, lost 0 (1 unverified), 1 failed | 90 |') in report
+    assert '| host_freeze | 1 | n/a / n/a | n/a / n/a | 0 of 0 (1 run(s) unverified) |' in report
+    assert 'None' not in report.split('## The study')[0]
+
+
 def test_every_system_of_the_study_has_a_row(tmp_path):
     """Measured or not, deployable or excluded: each descriptor is a row of the four-requirements table."""
     results = tmp_path / 'results'
