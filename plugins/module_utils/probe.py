@@ -402,16 +402,18 @@ class WriteProbe:
         session, exists = self._open_checked()
         limit = time.monotonic() + VERIFY_TIMEOUT
         try:
-            # One transaction: a load balancer in front (Pgpool-II) sends the reads
-            # that follow a write in a transaction to the primary, not to a standby
-            # that has not replayed the CREATE yet.
+            # One transaction that starts with a statement a load balancer in front
+            # (Pgpool-II) sends to the primary only: it then keeps the reads of the
+            # transaction there too, not on a standby that may lack the table (not
+            # replayed yet, or not following).
             session.query(b'BEGIN', limit=limit)
-            if not exists:
-                if not cfg.create_table:
-                    raise ProbeConfigError('table %s does not exist and create_table is false' % cfg.table)
+            if cfg.create_table:
                 session.query(('CREATE TABLE IF NOT EXISTS %s (run_id text, id bigint, client_ts double precision, '
                                'PRIMARY KEY (run_id, id))' % cfg.quoted_table).encode(), limit=limit)
-                self.table_created = True
+                # as seen at connect time, possibly through a load-balanced read
+                self.table_created = not exists
+            elif not exists:
+                raise ProbeConfigError('table %s does not exist and create_table is false' % cfg.table)
             try:
                 session.query(('SELECT run_id, id, client_ts FROM %s LIMIT 0' % cfg.quoted_table).encode(), limit=limit)
             except ProbeError as exc:
