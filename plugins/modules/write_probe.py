@@ -137,7 +137,7 @@ options:
   create_table:
     description:
       - Create O(table) when it is missing. When false the table must exist.
-      - Keep it true behind a load balancer that sends reads to standbys (Pgpool-II): the probe's
+      - Keep it true behind a load balancer that sends reads to standbys (Pgpool-II). The probe's
         checks run in one transaction with the C(CREATE TABLE IF NOT EXISTS), which keeps them on
         the primary; without it they may read a standby that lacks the table.
     type: bool
