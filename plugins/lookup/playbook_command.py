@@ -16,6 +16,10 @@ description:
   - The nested run gets this run's inventory sources, vault identities and password files, become settings,
     remote user, private key, connection, forks, check and diff modes, and its extra variables, followed by
     O(extra_vars) (later C(-e) options win).
+  - It also gets this run's configuration file and collection paths (C(ANSIBLE_CONFIG), C(ANSIBLE_COLLECTIONS_PATH)
+    through C(env)) - C(ansible.builtin.command) runs it in the playbook's directory, where the C(ansible.cfg) of
+    the checkout is not found, and a nested run would otherwise load another copy of the collection (for example
+    one installed in C(~/.ansible/collections)).
   - An interactive prompt (C(--ask-vault-password), C(--ask-become-pass)) cannot be forwarded to a process without a
     terminal; the lookup fails and says to use a password file instead.
 options:
@@ -52,6 +56,7 @@ import sys
 
 from collections.abc import Mapping
 
+from ansible import constants as C
 from ansible import context
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
@@ -110,8 +115,19 @@ def _plain(value):
     return value
 
 
-def playbook_command(playbook, cli_args, inventory_sources=None, extra_vars=()):
-    argv = [_ansible_playbook(), os.path.abspath(playbook)] + forwarded_options(cli_args, inventory_sources)
+def inherited_environment(config_file=None, collection_paths=()):
+    """``env`` and the settings that tell a nested run which ansible.cfg and which collections to load."""
+    settings = []
+    if config_file:
+        settings.append('ANSIBLE_CONFIG=%s' % os.path.abspath(config_file))
+    if collection_paths:
+        settings.append('ANSIBLE_COLLECTIONS_PATH=%s' % os.pathsep.join(os.path.abspath(path) for path in collection_paths))
+    return [shutil.which('env') or '/usr/bin/env'] + settings if settings else []
+
+
+def playbook_command(playbook, cli_args, inventory_sources=None, extra_vars=(), config_file=None, collection_paths=()):
+    argv = inherited_environment(config_file, collection_paths)
+    argv += [_ansible_playbook(), os.path.abspath(playbook)] + forwarded_options(cli_args, inventory_sources)
     for extra in extra_vars:
         argv += ['-e', json.dumps(extra, sort_keys=True) if isinstance(extra, dict) else str(extra)]
     return argv
@@ -126,4 +142,5 @@ class LookupModule(LookupBase):
         sources = (variables or {}).get('ansible_inventory_sources')
         extra_vars = self.get_option('extra_vars') or []
         extra_vars = [_plain(extra) if isinstance(extra, Mapping) else str(extra) for extra in extra_vars]
-        return playbook_command(terms[0], dict(context.CLIARGS), sources, extra_vars)
+        return playbook_command(terms[0], dict(context.CLIARGS), sources, extra_vars,
+                                config_file=C.CONFIG_FILE, collection_paths=C.COLLECTIONS_PATHS)

@@ -216,6 +216,12 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     # no primary in the inventory (no group 'primary', no repmgr_primary)
     ({'repmgr_members': ['db-1', 'db-2', 'db-3']}, 'No single primary for repmgr'),
     ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-9'}, 'No single primary for repmgr'),
+    # an even number of members: a partition can leave two halves that neither the
+    # visibility consensus nor the fence can decide between (no witness in this role)
+    ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1'}, 'has 2 members (db-1, db-2)'),
+    ({'repmgr_members': ['db-1', 'db-2', 'db-3', 'db-4'], 'repmgr_primary': 'db-1',
+      'repmgr_fence_isolated_primary': False}, 'has 4 members'),
+    ({'repmgr_fence_timeout': 0}, 'repmgr_fence_timeout (0) at least 1'),
 ])
 def test_repmgr_refuses_bad_input_before_any_change(extra, message):
     """The role's first tasks (validate.yml) stop it on localhost, before any host is contacted."""
@@ -224,6 +230,17 @@ def test_repmgr_refuses_bad_input_before_any_change(extra, message):
     assert message in output, output[-3000:]
     assert 'Nothing was changed' in output, output[-3000:]
     assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+
+
+def test_repmgr_accepts_an_even_number_of_members_with_consensus_and_fence_off():
+    """No false alarm: the majority check lets an explicit choice through, and the role
+    stops at the next check (the members are not hosts of this play)."""
+    extra = {'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1', 'repmgr_password': 'secret',
+             'repmgr_primary_visibility_consensus': False, 'repmgr_fence_isolated_primary': False}
+    result, output = run_role('repmgr', extra)
+    assert result.returncode != 0
+    assert 'has 2 members' not in output, output[-3000:]
+    assert 'repmgr needs unique node names' in output, output[-3000:]
 
 
 @pytest.mark.parametrize('extra, message', [

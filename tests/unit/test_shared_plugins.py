@@ -81,6 +81,20 @@ def test_playbook_command_forwards_this_runs_settings(tmp_path, monkeypatch):
     assert argv[-8:] == ['-e', '@%s' % (tmp_path / 'secrets.yml'), '-e', 'ha=patroni', '-e', '{"fault": "host_crash"}', '-e', 'x=1']
 
 
+def test_playbook_command_passes_this_runs_configuration_and_collections(tmp_path, monkeypatch):
+    """ansible.builtin.command runs the nested playbook in the playbook's directory, where the
+    checkout's ansible.cfg is not found: the nested run is told which configuration and which
+    collection paths to use, so it loads the same copy of the collection as this run."""
+    monkeypatch.chdir(tmp_path)
+    argv = playbook_command('site.yml', {}, config_file='ansible.cfg', collection_paths=['.cache/collections', '/usr/share/c'])
+    assert argv[0].endswith('env')
+    assert argv[1:3] == ['ANSIBLE_CONFIG=%s' % (tmp_path / 'ansible.cfg'),
+                         'ANSIBLE_COLLECTIONS_PATH=%s:/usr/share/c' % (tmp_path / '.cache/collections')]
+    assert argv[3].endswith('ansible-playbook') and argv[4] == str(tmp_path / 'site.yml')
+    # No configuration file (ansible's defaults) and no paths: no env prefix.
+    assert playbook_command('site.yml', {})[0].endswith('ansible-playbook')
+
+
 def test_playbook_command_refuses_a_password_prompt():
     with pytest.raises(AnsibleError, match='cannot answer a password prompt'):
         playbook_command('site.yml', {'ask_vault_pass': True})
