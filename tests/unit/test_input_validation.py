@@ -222,6 +222,10 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     ({'repmgr_members': ['db-1', 'db-2', 'db-3', 'db-4'], 'repmgr_primary': 'db-1',
       'repmgr_fence_isolated_primary': False}, 'has 4 members'),
     ({'repmgr_fence_timeout': 0}, 'repmgr_fence_timeout (0) at least 1'),
+    # retries shorter than the visibility window: repmgrd could promote nobody
+    ({'repmgr_reconnect_attempts': 2}, 'must last at least two monitor intervals (2 s)'),
+    ({'repmgr_reconnect_attempts': 6, 'repmgr_reconnect_interval': 10, 'repmgr_monitor_interval_secs': 31},
+     'must last at least two monitor intervals (62 s)'),
 ])
 def test_repmgr_refuses_bad_input_before_any_change(extra, message):
     """The role's first tasks (validate.yml) stop it on localhost, before any host is contacted."""
