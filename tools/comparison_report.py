@@ -81,13 +81,26 @@ def _fault_key(fault):
     return FAULT_ORDER.index(fault) if fault in FAULT_ORDER else 99
 
 
+def _write_outage(drill):
+    """The drill's write outage, and whether writes never resumed after the fault. The probe's
+    max_gap is the longest gap between two acknowledged writes: when no write followed the
+    fault it is an earlier, tiny gap, and the outage lasted at least from the last write to the
+    end of the probe (trailing_gap)."""
+    gap = _seconds(drill.get('max_gap'))
+    trailing = _seconds(drill.get('trailing_gap'))
+    if _seconds(drill.get('fault_to_first_write')) is None and trailing is not None and (gap is None or trailing > gap):
+        return trailing, True
+    return gap, False
+
+
 def summarise(result):
     """One row per fault class: median and worst of every measured quantity."""
     rows = []
     faults = sorted({d['fault'] for d in result.get('drills', [])}, key=_fault_key)
     for fault in faults:
         drills = [d for d in result['drills'] if d['fault'] == fault]
-        gaps = [d.get('max_gap') for d in drills]
+        outages = [_write_outage(d) for d in drills]
+        gaps = [gap for gap, _ in outages]
         recover = [d.get('fault_to_first_write') for d in drills]
         rejoin = [d.get('rejoin_seconds') for d in drills]
         cut_off = fault == 'dcs_partition'
@@ -96,6 +109,8 @@ def summarise(result):
             'runs': len(drills),
             'rto_median': _median(gaps),
             'rto_worst': _worst(gaps),
+            # Runs in which no write followed the fault: their outage is a lower bound.
+            'unrecovered': sum(1 for _, never in outages if never),
             'recovery_median': _median(recover),
             'recovery_worst': _worst(recover),
             'lost': sum(int(d.get('lost_count') or 0) for d in drills),

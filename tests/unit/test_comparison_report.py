@@ -30,6 +30,19 @@ def test_summary_median_worst_and_totals():
     assert crash['acknowledged'] == 300
 
 
+def test_a_drill_without_a_write_after_the_fault_counts_its_outage_to_the_end_of_the_probe():
+    """The probe's max_gap is then an earlier, tiny gap: reporting it would turn a cluster that
+    never took writes again into the fastest row of the table."""
+    stuck = dict(drill('host_freeze', 0.15), fault_to_first_write=None, trailing_gap=46.08)
+    rows = comparison_report.summarise({'drills': [stuck, drill('host_freeze', 9.0)]})
+    assert rows[0]['rto_worst'] == 46.08
+    assert rows[0]['unrecovered'] == 1
+    # A drill that wrote again after the fault keeps its measured gap, whatever its trailing gap.
+    fine = dict(drill('host_crash', 7.0), trailing_gap=0.01)
+    assert comparison_report.summarise({'drills': [fine]})[0]['rto_worst'] == 7.0
+    assert comparison_report.summarise({'drills': [fine]})[0]['unrecovered'] == 0
+
+
 def test_an_old_primary_back_as_a_primary_counts_as_split_brain():
     frozen = [dict(drill('host_freeze', 9.0), restored_primary_seconds=31.2, split_brain_after_restore=True),
               dict(drill('host_freeze', 7.0), restored_primary_seconds=0, split_brain_after_restore=False),
