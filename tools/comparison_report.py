@@ -100,7 +100,7 @@ def summarise(result):
     for fault in faults:
         drills = [d for d in result['drills'] if d['fault'] == fault]
         outages = [_write_outage(d) for d in drills]
-        gaps = [gap for gap, _ in outages]
+        gaps = [gap for gap, never_resumed in outages]
         recover = [d.get('fault_to_first_write') for d in drills]
         rejoin = [d.get('rejoin_seconds') for d in drills]
         cut_off = fault == 'dcs_partition'
@@ -110,7 +110,7 @@ def summarise(result):
             'rto_median': _median(gaps),
             'rto_worst': _worst(gaps),
             # Runs in which no write followed the fault: their outage is a lower bound.
-            'unrecovered': sum(1 for _, never in outages if never),
+            'unrecovered': sum(1 for gap, never_resumed in outages if never_resumed),
             'recovery_median': _median(recover),
             'recovery_worst': _worst(recover),
             'lost': sum(int(d.get('lost_count') or 0) for d in drills),
