@@ -272,6 +272,9 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
     ({'pgpool_vip': 'vip.example'}, 'must be the IPv4 address'),
     # verified TLS for the failover/follow commands against servers without TLS
     ({'postgresql_tls': False}, 'pgpool_ssl_mode=verify-full verifies'),
+    # one unanswered check must not stop a primary
+    ({'pgpool_fence_isolated_after': 1}, 'or at least two intervals'),
+    ({'pgpool_fence_interval': 0}, 'must be at least 1 s'),
 ])
 def test_pgpool_refuses_bad_input_before_any_change(extra, message):
     """The role's first tasks (validate.yml) stop it on localhost, before any member is contacted.
@@ -290,6 +293,13 @@ def test_pgpool_accepts_health_checks_off_only_when_told():
     assert result.returncode != 0
     # the health-check refusal is gone; the check after it (the pool size) still ran and refused
     assert 'with health checks off' not in output and 'exceed PostgreSQL' in output, output[-3000:]
+
+
+def test_pgpool_fence_timing_is_not_checked_when_the_fence_is_off():
+    result, output = run_role('pgpool', dict(PGPOOL_OK, pgpool_fence_old_primary=False, pgpool_fence_isolated_after=1,
+                                             pgpool_num_init_children=200))
+    assert result.returncode != 0
+    assert 'or at least two intervals' not in output and 'exceed PostgreSQL' in output, output[-3000:]
 
 
 def test_streaming_refuses_verified_replication_without_server_tls():

@@ -1,8 +1,9 @@
 """The Pgpool-II cluster as PostgreSQL, Pgpool-II and its watchdog report it, after converge and the side effects.
 
 side_effect.yml refused four bad inputs, ran a switchover through Pgpool-II, a
-host crash of the primary that Pgpool-II failed over by itself, the rejoin of
-the crashed primary and the loss of the watchdog leader's Pgpool-II: two
+host crash of the primary that Pgpool-II failed over by itself (the fence kept
+the rebooted old primary down and stopped it again when started by hand), the
+rejoin of the crashed primary and the loss of the watchdog leader's Pgpool-II: two
 promotions, so the primary is at least on timeline 3, both standbys follow it
 on that timeline, Pgpool-II has all three backends up, and exactly one member
 holds the virtual IP.
@@ -163,3 +164,12 @@ def test_the_descriptors_monitor_command_names_the_primary(nodes, primary):
         out = node.run(command)
         assert out.rc == 0, out.stderr
         assert out.stdout.split() == [member_name(primary)], (name, out.stdout)
+
+
+def test_the_fence_watches_every_member_and_the_start_check_is_in_place(nodes):
+    for name, node in nodes.items():
+        assert node.service('pgha-pgpool-fence').is_running, name
+        assert node.service('pgha-pgpool-fence').is_enabled, name
+        # loaded by systemd, not only written
+        start_pre = node.check_output('systemctl show -p ExecStartPre postgresql@15-main')
+        assert '/usr/local/lib/pgha-pgpool-fence' in start_pre and 'start-check' in start_pre, (name, start_pre)
