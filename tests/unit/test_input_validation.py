@@ -272,7 +272,7 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
     ({'pgpool_vip': 'vip.example'}, 'must be the IPv4 address'),
     # verified TLS for the failover/follow commands against servers without TLS
     ({'postgresql_tls': False}, 'pgpool_ssl_mode=verify-full verifies'),
-    # one unanswered check must not stop a primary
+    # below two intervals, one round of refused connections would stop a primary
     ({'pgpool_fence_isolated_after': 1}, 'or at least two intervals'),
     ({'pgpool_fence_interval': 0}, 'must be at least 1 s'),
 ])
