@@ -168,6 +168,6 @@ def divergence(runner, target, primary_timeline, history):
         else:
             beyond = wal_record_after(runner, target['data_directory'], timeline, switchpoint)
         if beyond:
-            return ('the node has WAL on timeline %d up to at least %s, beyond %s where the primary\'s timeline %d '
+            return ('the node has WAL on timeline %d at %s, at or after %s where the primary\'s timeline %d '
                     'forked off it' % (timeline, beyond, switchpoint, primary_timeline))
     return None

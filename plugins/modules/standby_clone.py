@@ -157,6 +157,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+diverged:
+  description:
+    - Why the data directory, a standby of the same system, cannot follow the primary (it has WAL the primary's
+      timeline history does not have). Set only on that refusal; a caller can rewind the node instead
+      (pgha.cluster.rewind).
+  returned: when the module refused a diverged standby
+  type: str
+  sample: the node has WAL on timeline 1 from 0/3000148, where the primary's timeline 2 forked off it
 action:
   description: What the module did (or would do in check mode).
   returned: always
@@ -347,7 +355,8 @@ def main():
             module.fail_json(msg="data_directory '%s' holds a standby of this system that cannot follow the primary "
                                  "%s:%s: %s. Rewind it onto the primary (pgha.cluster.rewind), or set force: true to "
                                  "move it aside to %s.pgha-moved-<timestamp> and clone afresh"
-                                 % (data_directory, repl['host'], repl['port'], primary['diverged'], data_directory))
+                                 % (data_directory, repl['host'], repl['port'], primary['diverged'], data_directory),
+                             diverged=primary['diverged'], **result)
         same_standby = not primary['diverged']
 
     if same_standby:

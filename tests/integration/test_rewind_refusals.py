@@ -123,3 +123,35 @@ def test_old_primary_still_running_after_a_promotion_is_rewound(pg_factory):
     assert not result.failed, result.get('msg', result)
     assert result['method'] == 'rewind' and result['stopped']
     follows(old, new, 40)
+
+
+def test_standby_that_took_the_old_primarys_last_wal_is_refused_a_repoint_then_rewound(pg_factory):
+    """A standby still streaming from the old primary when that one wrote after the promotion cannot follow.
+
+    standby_clone refuses it with nothing changed and says why in ``diverged`` (the streaming role's follow
+    then rewinds it); rewind stops it, rewinds it and it streams from the new primary without the lost row.
+    """
+    primary, s1 = streaming_pair(pg_factory)
+    s2 = pg_factory.new_instance('standby2')
+    assert not run_module('standby_clone', clone_args(primary, s2, application_name='old_primary',
+                                                      start=True)).failed
+    assert_streaming_from(s2, primary, 1)
+    assert s1.scalar('SELECT pg_promote()') is True
+    wait_for(lambda: s1.in_recovery() is False, what='promotion')
+    primary.sql('INSERT INTO t VALUES (666)')  # after the promotion, and s2 still streams from the old primary
+    wait_for(lambda: s2.scalar('SELECT count(*) FROM t WHERE id = 666') == 1, what='the diverged row on s2')
+    primary.stop()
+    s2_started = started_at(s2)
+
+    for check_mode in (True, False):
+        refused = run_module('standby_clone', clone_args(s1, s2, application_name='old_primary'),
+                             check_mode=check_mode)
+        assert refused.failed and not refused.changed, refused
+        assert 'timeline 1' in refused['diverged'] and refused['diverged'] in refused['msg']
+        no_secret(refused)
+    assert started_at(s2) == s2_started and s2.in_recovery() is True
+
+    rewound = run_module('rewind', rewind_args(s2, s1, stop_server=True, start=True))
+    assert not rewound.failed, rewound.get('msg', rewound)
+    assert rewound['method'] == 'rewind' and rewound['stopped'] and rewound['started'], rewound
+    follows(s2, s1, 40)
