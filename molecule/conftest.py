@@ -6,7 +6,11 @@ check (seconds each). Hosts reached with that connection are switched to
 testinfra's own podman backend (`podman exec`), which is what Ansible does
 too, only without the overhead. Other hosts are left to the Ansible backend.
 """
+import base64
+import gzip
 import json
+import os
+import shlex
 import subprocess
 
 import pytest
@@ -63,3 +67,67 @@ def primary(roles):
 @pytest.fixture(scope='module')
 def standbys(roles, primary):
     return sorted(name for name in roles if name != primary)
+
+
+# Run on a node: its whole journal (text, plus the binary files under
+# /var/log/journal, which also hold fields such as a process's command line),
+# every file under /var/log and under the directories given as arguments,
+# handed back gzipped and base64-encoded. The secrets to look for never leave
+# the controller.
+_LOG_COLLECTOR = r"""
+import base64, gzip, os, subprocess, sys
+parts = [subprocess.run(['journalctl', '-o', 'cat', '--no-pager'], capture_output=True, check=True).stdout]
+files = 0
+for top in ['/var/log'] + sys.argv[1:]:
+    for root, dirs, names in os.walk(top):
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, 'rb') as handle:
+                    parts.append(handle.read())
+                files += 1
+sys.stdout.write('%d %d ' % (len(parts[0]), files))
+sys.stdout.write(base64.b64encode(gzip.compress(b'\n'.join(parts), 1)).decode())
+"""
+
+
+@pytest.fixture(scope='session')
+def lab_secrets():
+    """Every password the scenario generated (the lab's secrets directory on the controller), by name."""
+    directory = os.environ.get('PGHA_SECRETS_DIR', '')
+    assert os.path.isdir(directory), 'no secrets directory %r: the check would look for nothing' % directory
+    found = {}
+    for name in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, name)) as handle:
+            # ansible's password lookup file: the password, then optional "salt=..." fields
+            words = handle.read().split()
+        if words:
+            found[name] = words[0]
+    assert found, 'no password in %s' % directory
+    return found
+
+
+def logged_secrets(node, secrets, extra_dirs=()):
+    """How often each secret appears in a node's logs, with the journal's size and the file count."""
+    command = 'python3 -c %s %s' % (shlex.quote(_LOG_COLLECTOR), ' '.join(shlex.quote(d) for d in extra_dirs))
+    journal_bytes, files, blob = node.check_output(command).split(' ', 2)
+    logs = gzip.decompress(base64.b64decode(blob))
+    return {'journal_bytes': int(journal_bytes), 'files': int(files),
+            'hits': {name: logs.count(value.encode()) for name, value in secrets.items()}}
+
+
+@pytest.fixture(scope='module')
+def assert_no_secret_logged(nodes, lab_secrets):
+    """Issue 11: a check that no generated password is in any log of any node.
+
+    Call it last in a scenario's verify (after the deploy, the re-run, the
+    side effect and the other checks); extra_dirs adds log directories outside
+    /var/log. A failure names nodes and secrets, never their values.
+    """
+    def check(extra_dirs=()):
+        for name, node in nodes.items():
+            found = logged_secrets(node, lab_secrets, extra_dirs)
+            # an empty journal would mean the logs were not read
+            assert found['journal_bytes'] > 10000 and found['files'] > 0, (name, found)
+            assert not any(found['hits'].values()), (name, found['hits'])
+    return check

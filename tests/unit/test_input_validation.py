@@ -73,6 +73,7 @@ def test_site_rejects_an_unknown_solution_with_the_valid_ones():
     ('streaming', {'streaming_synchronous_count': 'two'}, 'streaming_synchronous_count'),
     ('streaming', {'streaming_failover_fence': 'perhaps'}, 'streaming_failover_fence'),
     ('patroni', {'patroni_install_method': 'curl'}, 'patroni_install_method must be one of'),
+    ('patroni', {'patroni_ssl_mode': 'maybe'}, 'patroni_ssl_mode must be one of'),
     ('etcd', {'etcd_auto_compaction_mode': 'never'}, 'etcd_auto_compaction_mode must be one of'),
 ])
 def test_role_argument_specs_reject_bad_values(role, extra, message):
@@ -309,3 +310,13 @@ def test_streaming_refuses_verified_replication_without_server_tls():
     assert result.returncode != 0
     assert 'streaming_ssl_mode=verify-full verifies' in output, output[-3000:]
     assert 'streaming_ssl_mode=prefer' in output
+
+
+def test_patroni_refuses_verified_replication_without_server_tls():
+    """The same for Patroni's members: refused before the first change, naming the opt-out."""
+    result, output = role_check('patroni', {'patroni_postgresql_tls': False, 'patroni_members': ['localhost'],
+                                            'patroni_bootstrap_host': 'localhost',
+                                            'patroni_etcd_hosts': ['127.0.0.1:2379']})
+    assert result.returncode != 0
+    assert 'patroni_ssl_mode=verify-full verifies' in output, output[-3000:]
+    assert 'patroni_ssl_mode=prefer' in output

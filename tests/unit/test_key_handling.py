@@ -1,8 +1,9 @@
-"""Private keys written by the postgresql role: mode 0600, and never shown by --diff.
+"""Private keys written by the roles: mode 0600, and never shown by --diff.
 
-Reads the role's task files: every task that creates or copies a key file
+Reads each role's task files: every task that creates or copies a key file
 (openssl_privatekey, or a copy/template whose source or destination is a .key)
-must set diff: false and mode 0600.
+must set diff: false and mode 0600. A copy looping over files takes its mode
+from the loop item, so every item that names a key must say 0600.
 """
 import glob
 import json
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ROLES = ['postgresql']
+ROLES = ['postgresql', 'etcd', 'patroni']
 KEY_MODULES = ('community.crypto.openssl_privatekey',)
 FILE_MODULES = ('ansible.builtin.copy', 'ansible.builtin.template')
 
@@ -45,4 +46,17 @@ def test_key_tasks_hide_their_diff_and_write_mode_0600(role):
     assert tasks, 'no key task found: the test would check nothing'
     for where, task, args in tasks:
         assert task.get('diff') is False, '%s: %s lacks diff: false' % (where, task['name'])
-        assert args.get('mode') == '0600', '%s: %s writes a key with mode %s' % (where, task['name'], args.get('mode'))
+        for mode in key_modes(task, args):
+            assert mode == '0600', '%s: %s writes a key with mode %s' % (where, task['name'], mode)
+
+
+def key_modes(task, args):
+    """The mode of every key a task writes: its own, or each key item's when the mode comes from the loop."""
+    if args.get('mode') != '{{ item.mode }}':
+        return [args.get('mode')]
+    lists = [task['loop']] if isinstance(task.get('loop'), list) else []
+    lists += [value for value in task.get('vars', {}).values() if isinstance(value, list)]
+    items = [item for value in lists for item in value
+             if isinstance(item, dict) and str(item.get('dest', '')).endswith('.key')]
+    assert items, '%s loops over files but names no key item' % task['name']
+    return [item.get('mode') for item in items]

@@ -119,3 +119,8 @@ def test_corosync_runs_with_the_fast_totem_timing(nodes):
 def test_stonith_is_off_only_by_the_lab_acknowledgement(nodes, primary):
     cmd = nodes[primary].run('crm_attribute --type crm_config --name stonith-enabled --query --quiet')
     assert cmd.stdout.strip() == 'false'
+
+
+def test_no_secret_in_any_log(assert_no_secret_logged):
+    """After the deployment, the re-run, the side effect and the checks above: no lab password in any log."""
+    assert_no_secret_logged()

@@ -173,3 +173,8 @@ def test_the_fence_watches_every_member_and_the_start_check_is_in_place(nodes):
         # loaded by systemd, not only written
         start_pre = node.check_output('systemctl show -p ExecStartPre postgresql@15-main')
         assert '/usr/local/lib/pgha-pgpool-fence' in start_pre and 'start-check' in start_pre, (name, start_pre)
+
+
+def test_no_secret_in_any_log(assert_no_secret_logged):
+    """After the deployment, the re-run, the side effect and the checks above: no lab password in any log."""
+    assert_no_secret_logged()

@@ -114,3 +114,8 @@ def test_wrong_password_is_refused(host):
                    % host.backend.get_hostname())
     assert cmd.rc != 0
     assert 'password authentication failed' in cmd.stderr
+
+
+def test_no_secret_in_any_log(assert_no_secret_logged):
+    """After the deployment, the re-run, the side effect and the checks above: no lab password in any log."""
+    assert_no_secret_logged()

@@ -97,3 +97,8 @@ def test_members_reach_each_other_over_verified_tls(nodes, primary, standbys):
     encrypted = psql(nodes[primary], "SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) "
                                      "WHERE s.ssl")
     assert encrypted == str(len(standbys))
+
+
+def test_no_secret_in_any_log(assert_no_secret_logged):
+    """After the deployment, the re-run, the side effect and the checks above: no lab password in any log."""
+    assert_no_secret_logged()

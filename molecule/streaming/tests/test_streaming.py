@@ -110,3 +110,8 @@ def test_replication_is_tls_verified_by_default(nodes, primary, standbys):
     for name in standbys:
         conninfo = psql(nodes[name], 'SHOW primary_conninfo')
         assert 'sslmode=verify-full' in conninfo and 'sslrootcert=' in conninfo, name
+
+
+def test_no_secret_in_any_log(assert_no_secret_logged):
+    """After the deployment, the re-run, the side effect and the checks above: no lab password in any log."""
+    assert_no_secret_logged()
