@@ -48,13 +48,43 @@ def load_solutions(directory):
 
 
 def load_results(results_dir):
-    runs = []
+    """One result per solution and profile: <ha>-<profile>.json merged with any
+    <ha>-<profile>.<tag>.json (more runs of the same settings)."""
+    merged = {}
     for path in sorted(glob.glob(os.path.join(results_dir, '*.json'))):
         with open(path) as handle:
-            runs.append(json.load(handle))
-    if not runs:
+            result = json.load(handle)
+        result.setdefault('parts', [_part(result, path)])
+        key = (result['ha'], result.get('profile', 'default'))
+        if key in merged:
+            merged[key] = _merge(merged[key], result, path)
+        else:
+            merged[key] = result
+    if not merged:
         raise SystemExit('no result files in %s' % results_dir)
-    return runs
+    return list(merged.values())
+
+
+def _part(result, path):
+    """Where and when one compare.yml run measured (a report line each)."""
+    return {'file': os.path.basename(path), 'started': result.get('started'), 'finished': result.get('finished'),
+            'machine': result.get('machine', {}), 'drills': len(result.get('drills', []))}
+
+
+def _merge(first, other, path):
+    """The drills of two runs of one solution and profile; their settings must match."""
+    if first.get('settings') != other.get('settings') or first.get('probe') != other.get('probe'):
+        raise SystemExit('%s measured %s (%s) with other settings or probe than %s: not merged'
+                         % (os.path.basename(path), other['ha'], other.get('profile'),
+                            ', '.join(p['file'] for p in first['parts'])))
+    runs = {}
+    for drill in first['drills']:
+        runs[drill['fault']] = max(runs.get(drill['fault'], 0), drill.get('run', 0))
+    added = [dict(drill, run=drill.get('run', 0) + runs.get(drill['fault'], 0)) for drill in other['drills']]
+    # the deployment's numbers and the machine come from the earliest run
+    earliest, latest = sorted([first, other], key=lambda r: r.get('started') or '')
+    return dict(earliest, drills=first['drills'] + added, parts=first['parts'] + other['parts'],
+                started=earliest.get('started'), finished=max(first.get('finished') or '', other.get('finished') or ''))
 
 
 def _median(values):
@@ -220,6 +250,7 @@ def build_context(runs, facts):
             'machine': result.get('machine', {}),
             'started': result.get('started'),
             'finished': result.get('finished'),
+            'parts': result.get('parts', []),
         })
     order = list(facts)
     # Per solution: the solution's stock settings, then this collection's tuned

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOLUTIONS = os.path.join(REPO, 'playbooks', 'vars', 'solutions')
 sys.path.insert(0, os.path.join(REPO, 'tools'))
@@ -162,3 +164,37 @@ def test_every_system_of_the_study_has_a_row(tmp_path):
     assert 'no: not PostgreSQL' in rows['Raima Database Manager']
     assert 'no: closed source' in rows['EDB Failover Manager']
     assert list(rows).index('Streaming replication (no failover manager)') < list(rows).index('PGCluster')
+
+
+def _result(profile='tuned', settings=None, drills=(), started='2026-12-01T10:00:00Z', cold=100):
+    return {'ha': 'pgpool', 'profile': profile, 'settings': settings or {'pgpool_health_check_period': 1},
+            'probe': {'interval_ms': 10}, 'deploy': {'cold_seconds': cold, 'rerun_seconds': 20, 'rerun_changed': 0},
+            'drills': list(drills), 'machine': {'hostname': 'lab'}, 'started': started, 'finished': started}
+
+
+def test_tagged_results_add_runs_to_the_same_solution_and_profile(tmp_path):
+    """<ha>-<profile>.<tag>.json adds runs: one row per fault over all of them, the first run's deployment."""
+    results = tmp_path / 'results'
+    results.mkdir()
+    (results / 'pgpool-tuned.json').write_text(json.dumps(_result(drills=[
+        dict(drill('host_crash', 5.0), run=1), dict(drill('switchover', 2.0), run=1)])))
+    (results / 'pgpool-tuned.more.json').write_text(json.dumps(_result(
+        drills=[dict(drill('host_crash', g), run=i) for i, g in ((1, 3.0), (2, 4.0), (3, 9.0))],
+        started='2026-12-02T10:00:00Z', cold=300)))
+    (merged,) = comparison_report.load_results(str(results))
+    rows = {r['fault']: r for r in comparison_report.summarise(merged)}
+    assert rows['host_crash']['runs'] == 4 and rows['host_crash']['rto_median'] == 4.5
+    assert rows['switchover']['runs'] == 1
+    assert sorted(d['run'] for d in merged['drills'] if d['fault'] == 'host_crash') == [1, 2, 3, 4]
+    assert merged['deploy']['cold_seconds'] == 100
+    assert [p['file'] for p in merged['parts']] == ['pgpool-tuned.json', 'pgpool-tuned.more.json']
+
+
+def test_results_measured_with_other_settings_are_not_merged(tmp_path):
+    results = tmp_path / 'results'
+    results.mkdir()
+    (results / 'pgpool-tuned.json').write_text(json.dumps(_result(drills=[drill('host_crash', 5.0)])))
+    (results / 'pgpool-tuned.later.json').write_text(json.dumps(_result(
+        settings={'pgpool_health_check_period': 2}, drills=[drill('host_crash', 5.0)])))
+    with pytest.raises(SystemExit, match='other settings'):
+        comparison_report.load_results(str(results))
