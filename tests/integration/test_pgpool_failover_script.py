@@ -48,7 +48,7 @@ def run_failover(script, pg_bin_dir, failed_id, candidate_id, candidate):
     env = dict(os.environ, PATH=pg_bin_dir + ':' + os.environ['PATH'])
     return subprocess.run(['sh', str(script), str(failed_id), '127.0.0.1', str(candidate_id), '127.0.0.1',
                            str(candidate.port), str(failed_id)],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def caught_up(standby, primary_lsn):
