@@ -320,3 +320,13 @@ def test_patroni_refuses_verified_replication_without_server_tls():
     assert result.returncode != 0
     assert 'patroni_ssl_mode=verify-full verifies' in output, output[-3000:]
     assert 'patroni_ssl_mode=prefer' in output
+
+
+def test_patroni_refuses_member_client_certificates_with_certificates_of_your_own():
+    """The client certificates are signed with the generated lab CA: with your own certificate they cannot be."""
+    result, output = role_check('patroni', {'patroni_postgresql_tls_cert': '/nonexistent/server.crt',
+                                            'patroni_member_client_certificates': True,
+                                            'patroni_members': ['localhost'], 'patroni_bootstrap_host': 'localhost',
+                                            'patroni_etcd_hosts': ['127.0.0.1:2379']})
+    assert result.returncode != 0
+    assert 'Set patroni_member_client_certificates: false' in output, output[-3000:]

@@ -27,6 +27,10 @@ def config_pgpassword(account):
 SUPERUSER_PGPASSWORD = config_pgpassword('superuser')
 # The CA that signed every member's PostgreSQL certificate (the postgresql role's lab CA).
 POSTGRESQL_CA = '/etc/patroni/tls/postgresql-ca.crt'
+# The replication account's client certificate, on the members only (owned by postgres,
+# mode 0600; root's psql may read it).
+CLIENT_CERT = '/etc/patroni/tls/client-replication.crt'
+CLIENT_KEY = '/etc/patroni/tls/client-replication.key'
 # An ordinary application account, created by the test on the leader.
 APP_USER = 'pgha_verify_app'
 APP_PASSWORD = secrets.token_hex(16)
@@ -159,21 +163,34 @@ def test_replication_runs_over_verified_tls(host, cluster):
     else:
         conninfo = psql(host, 'SELECT conninfo FROM pg_stat_wal_receiver')
         assert 'sslmode=verify-full' in conninfo and 'sslrootcert=%s' % POSTGRESQL_CA in conninfo, conninfo
+        assert 'sslcert=%s' % CLIENT_CERT in conninfo, conninfo
 
 
-def test_replication_in_plaintext_is_refused(host, cluster):
-    """A member may replicate only over TLS: the same account and password without TLS is refused."""
+def test_replication_needs_tls_and_the_members_client_certificate(host, cluster):
+    """A member replicates over TLS with the replication account's client certificate. The
+    same account and password without TLS, or without the certificate, is refused, also
+    through HAProxy's port, which reaches the leader from a member's address."""
     leader = [n for n, m in cluster.items() if m['Role'] == 'Leader'][0]
     if host.backend.get_hostname() == leader:
         pytest.skip('asked from the replicas')
     address = host.check_output("getent ahostsv4 %s | awk 'NR==1 {print $1}'" % leader)
-    dsn = "host=%s port=5432 user=replicator dbname=replication replication=true" % address
-    plain = host.run("%s psql -XAtq '%s sslmode=disable' -c IDENTIFY_SYSTEM" % (config_pgpassword('replication'), dsn))
-    assert plain.rc != 0, plain.stdout
-    assert 'no encryption' in plain.stderr, plain.stderr
-    verified = host.run("%s psql -XAtq '%s sslmode=verify-full sslrootcert=%s' -c IDENTIFY_SYSTEM"
-                        % (config_pgpassword('replication'), dsn, POSTGRESQL_CA))
-    assert verified.rc == 0, verified.stderr
+    own_address = host.check_output("getent ahostsv4 %s | awk 'NR==1 {print $1}'" % host.backend.get_hostname())
+    password = config_pgpassword('replication')
+
+    def replicate(dsn):
+        return host.run("%s psql -XAtq '%s user=replicator dbname=replication replication=true' -c IDENTIFY_SYSTEM"
+                        % (password, dsn))
+
+    direct = 'host=%s port=5432' % address
+    plain = replicate(direct + ' sslmode=disable')
+    assert plain.rc != 0 and 'no encryption' in plain.stderr, plain.stderr
+    tls_only = replicate('%s sslmode=verify-full sslrootcert=%s' % (direct, POSTGRESQL_CA))
+    assert tls_only.rc != 0 and 'certificate' in tls_only.stderr, tls_only.stderr
+    through_haproxy = replicate('host=%s port=5000 sslmode=require' % own_address)
+    assert through_haproxy.rc != 0 and 'certificate' in through_haproxy.stderr, through_haproxy.stderr
+    with_certificate = replicate('%s sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s'
+                                 % (direct, POSTGRESQL_CA, CLIENT_CERT, CLIENT_KEY))
+    assert with_certificate.rc == 0, with_certificate.stderr
 
 
 @pytest.mark.parametrize('port', [5000, 5001])
