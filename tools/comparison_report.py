@@ -82,7 +82,7 @@ def _merge(first, other, path):
         runs[drill['fault']] = max(runs.get(drill['fault'], 0), drill.get('run', 0))
     added = [dict(drill, run=drill.get('run', 0) + runs.get(drill['fault'], 0)) for drill in other['drills']]
     # the deployment's numbers and the machine come from the earliest run
-    earliest, latest = sorted([first, other], key=lambda r: r.get('started') or '')
+    earliest = min(first, other, key=lambda r: r.get('started') or '')
     return dict(earliest, drills=first['drills'] + added, parts=first['parts'] + other['parts'],
                 started=earliest.get('started'), finished=max(first.get('finished') or '', other.get('finished') or ''))
 
