@@ -34,7 +34,9 @@ FAULT_ORDER = _fault_order()
 def load_solutions(directory):
     """Every solution descriptor (playbooks/vars/solutions/<name>.yml): the
     report's facts (report:), title, whether it is deployable and why not, in
-    the descriptors' order."""
+    the descriptors' order; for a deployable one also which profile holds the
+    collection's defaults (no overrides), whether it has a status command of
+    its own, and which profiles promise that no acknowledged write is lost."""
     solutions = {}
     for path in glob.glob(os.path.join(directory, '*.yml')):
         with open(path) as handle:
@@ -43,8 +45,25 @@ def load_solutions(directory):
         for key in ('title', 'deployable', 'reason', 'automatic_failover', 'order'):
             if key in descriptor:
                 fact[key] = descriptor[key]
+        profiles = descriptor.get('profiles', [])
+        fact['defaults_profile'] = next((p['name'] for p in profiles if not p.get('overrides')), None)
+        fact['status_command'] = bool(descriptor.get('monitor_primary_command'))
+        fact['no_loss_profiles'] = [p['name'] for p in profiles
+                                    if _promises_no_loss(descriptor.get('expect_no_loss', False), p.get('overrides') or {})]
         solutions[descriptor['name']] = fact
     return dict(sorted(solutions.items(), key=lambda item: (item[1].get('order', 999), item[0])))
+
+
+def _promises_no_loss(expression, overrides):
+    """The descriptor's expect_no_loss under a profile's overrides, evaluated the
+    way the drill evaluates it (Ansible's templating, over the role defaults its
+    `default()` filters name), so the report and the drill cannot disagree."""
+    if isinstance(expression, bool):
+        return expression
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+    value = Templar(loader=DataLoader(), variables=dict(overrides)).template(trust_as_template(str(expression)))
+    return str(value).strip().lower() in ('true', 'yes', 'on', '1')
 
 
 def load_results(results_dir):
@@ -167,41 +186,196 @@ def summarise(result):
     return rows
 
 
+# The study's scores, 1 (poor) to 5 (excellent). Every rule reads the measured
+# evidence of the collection's defaults (the profile without overrides), so a
+# solution is judged as this collection deploys it; SCORE_RULES says the same
+# in words for the report, built from the same bands.
+FAILOVER_BANDS = ((5, 6, 10), (4, 10, 15), (3, 20, 30))  # (score, median at most, worst at most) of host_crash
+MONITORING_BANDS = ((5, 10), (4, 20), (3, 40))  # (score, median seconds at most) until the status named the new primary
+SCORE_RULES = {
+    'redundancy': 'no standby after deployment: 1. Otherwise 2, plus 1 with two or more streaming standbys, plus 1 when '
+                  'the old primary (or crashed standby) rejoined in every drill, plus 1 when a profile that promises no '
+                  'loss of acknowledged writes (expect_no_loss) lost none over its measured host crashes.',
+    'failover': 'manual only: 1. Automatic: from the host-crash write outage, %s, else 2 (also when not measured); then '
+                'minus 1 for any split-brain observation, minus 1 for any acknowledged write lost (asynchronous '
+                'replication included), minus 1 when writes never resumed in a drill or a drill had no measurement; '
+                'never below 1.' % ', '.join('%d for a median of at most %g s and a worst of at most %g s' % band
+                                             for band in FAILOVER_BANDS),
+    'monitoring': 'no status tool of its own (SQL only): 1. Otherwise from the median time between a host crash and '
+                  'its status first naming the new primary (polled every 0.5 s during the drills): %s, else 2; not '
+                  'scored when that time was not measured.' % ', '.join('%d within %g s' % band
+                                                                         for band in MONITORING_BANDS),
+    'open_source': 'closed source: 1; an open-source licence but no maintained release: 2; open source and maintained '
+                   'but installed from outside the distribution: 4; open source and installed from the distribution\'s '
+                   'own packages (Debian 12 here): 5.',
+}
+REQUIREMENTS = ('redundancy', 'failover', 'monitoring', 'open_source')
+
+
+def _rows(summaries, fault=None):
+    return [row for s in summaries for row in s['rows'] if fault is None or row['fault'] == fault]
+
+
+def _failover_band(crash):
+    if crash is None or crash['rto_median'] is None:
+        return 2
+    return next((points for points, median, worst in FAILOVER_BANDS
+                 if crash['rto_median'] <= median and crash['rto_worst'] <= worst and not crash['unrecovered']), 2)
+
+
+def _failover_score(fact, defaults, no_loss):
+    """Score and the deductions behind it (for the evidence column)."""
+    if not fact.get('automatic_failover'):
+        return 1, []
+    crash = defaults['by_fault'].get('host_crash')
+    points = _failover_band(crash)
+    rows = defaults['rows']
+    deductions = []
+    split = sum(row['split_brain'] for row in rows)
+    if split:
+        deductions.append('%d split-brain observation(s)' % split)
+    lost = sum(row['lost'] for row in rows) + sum(row['lost'] for s in no_loss for row in s['rows'])
+    if lost:
+        deductions.append('%d acknowledged write(s) lost' % lost)
+    stuck = [row['fault'] for row in rows if row['unrecovered'] or row['rto_median'] is None]
+    if stuck:
+        deductions.append('no write after the fault or no measurement in %s' % ', '.join(stuck))
+    return max(1, points - len(deductions)), deductions
+
+
+def _redundancy_score(defaults, no_loss):
+    replicas = defaults['deploy'].get('replicas', 0)
+    if not replicas:
+        return 1
+    rows = defaults['rows']
+    rejoined_always = bool(rows) and all(row['rejoined'] == row['runs'] for row in rows)
+    no_loss_crashes = _rows(no_loss, 'host_crash')
+    kept_every_write = bool(no_loss_crashes) and all(row['lost'] == 0 and not row['unverified'] for row in no_loss_crashes)
+    return 2 + (replicas >= 2) + rejoined_always + kept_every_write
+
+
+def _monitoring_score(fact, shown):
+    if not fact.get('status_command'):
+        return 1
+    if shown is None:
+        return None
+    return next((points for points, seconds in MONITORING_BANDS if shown <= seconds), 2)
+
+
+def _open_source_score(fact):
+    if not fact.get('open_source'):
+        return 1
+    if fact.get('maintained') is False:
+        return 2
+    return 5 if fact.get('distribution_packages') else 4
+
+
 def score(ha, facts, summaries):
-    """The study's four requirements, each with the evidence behind it."""
+    """The study's four requirements, each with its score (None: not scored) and
+    the evidence behind it. `summaries` are the solution's measured groups."""
     fact = facts.get(ha, {})
-    if not summaries:
-        # Not measured: the study's description only (the table says why next to it).
+    open_source = {'score': _open_source_score(fact), 'evidence': fact.get('license', '?')}
+    defaults = next((s for s in summaries if s['profile'] == fact.get('defaults_profile')), None)
+    if defaults is None:
+        # Not measured with the collection's defaults: the study's description only.
+        how = 'not measured' if fact.get('deployable') else 'not deployed here'
         return {
-            'redundancy': fact.get('redundancy', '?'),
-            'failover': fact.get('failover_how', '?'),
-            'monitoring': fact.get('monitoring', '?'),
-            'open_source': fact.get('license', '?'),
+            'redundancy': {'score': None, 'evidence': '%s (%s)' % (fact.get('redundancy', '?'), how)},
+            'failover': {'score': None, 'evidence': '%s (%s)' % (fact.get('failover_how', '?'), how)},
+            'monitoring': {'score': None, 'evidence': '%s (%s)' % (fact.get('monitoring', '?'), how)},
+            'open_source': open_source,
         }
-    crash = [row for s in summaries for row in s['rows'] if row['fault'] == 'host_crash']
-    lost = sum(row['lost'] for s in summaries for row in s['rows'])
-    split = sum(row['split_brain'] for s in summaries for row in s['rows'])
-    best_crash = min((r['rto_median'] for r in crash if r['rto_median'] is not None), default=None)
-    replicas = max((s['deploy'].get('replicas', 0) for s in summaries), default=0)
-    if fact.get('automatic_failover') and best_crash is not None:
-        failover = 'automatic, median write outage %.1f s after a host crash' % best_crash
-    elif fact.get('automatic_failover'):
-        failover = 'automatic (host crash not measured in this run)'
-    elif best_crash is not None:
-        failover = 'manual only; %.1f s when the failover playbook runs right after the crash' % best_crash
+    no_loss = [s for s in summaries if s['profile'] in fact.get('no_loss_profiles', [])]
+    crash = defaults['by_fault'].get('host_crash')
+    measured = '%d of %d fault classes measured' % (len(defaults['rows']), len(FAULT_ORDER))
+    if crash is not None and crash['rto_median'] is not None:
+        outage = 'median write outage %.1f s, worst %.1f s over %d host crash(es)' % (
+            crash['rto_median'], crash['rto_worst'], crash['runs'])
     else:
-        failover = 'manual only'
-    shown = [(row['fault'], row['monitor_shown_median']) for s in summaries for row in s['rows']
-             if row['fault'] in ('host_crash', 'switchover') and row['monitor_shown_median'] is not None]
+        outage = 'host crash not measured'
+    points, deductions = _failover_score(fact, defaults, no_loss)
+    if fact.get('automatic_failover'):
+        failover = 'automatic, %s' % outage
+    else:
+        failover = 'manual only; %s when the failover playbook runs right after the crash' % outage
+    failover += '; %s; %s' % ('; '.join(deductions) or 'no split brain, no acknowledged write lost', measured)
+    replicas = defaults['deploy'].get('replicas', 0)
+    redundancy = '%s; %d streaming replica(s) after deployment; rejoined in %d of %d drill(s)' % (
+        fact.get('redundancy', '?'), replicas, sum(row['rejoined'] for row in defaults['rows']),
+        sum(row['runs'] for row in defaults['rows']))
+    for s in no_loss:
+        row = s['by_fault'].get('host_crash')
+        if row is not None:
+            redundancy += '; %s profile: %d of %d acknowledged write(s) lost over %d host crash(es)' % (
+                s['profile'], row['lost'], row['acknowledged'], row['runs'])
+    shown = crash['monitor_shown_median'] if crash else None
     monitoring = fact.get('monitoring', '?')
-    if shown:
-        monitoring += '; its status named the new primary %s' % ', '.join(
-            '%.1f s after a %s (median)' % (seconds, fault.replace('_', ' ')) for fault, seconds in shown)
+    if fact.get('status_command'):
+        monitoring += ('; its status named the new primary %.1f s after a host crash (median)' % shown
+                       if shown is not None else '; time to report a host crash not measured')
     return {
-        'redundancy': '%s; %d streaming replica(s) after deployment' % (fact.get('redundancy', '?'), replicas),
-        'failover': '%s; %d acknowledged write(s) lost, %d split-brain observation(s)' % (failover, lost, split),
-        'monitoring': monitoring,
-        'open_source': fact.get('license', '?'),
+        'redundancy': {'score': _redundancy_score(defaults, no_loss), 'evidence': redundancy},
+        'failover': {'score': points, 'evidence': failover},
+        'monitoring': {'score': _monitoring_score(fact, shown), 'evidence': monitoring},
+        'open_source': open_source,
+    }
+
+
+def which_one_when(solutions):
+    """Short, generated advice: every sentence is a ranking or a count of the
+    measured evidence of the collection's defaults."""
+    advice = []
+    measured = [s for s in solutions if s['measured_defaults']]
+    automatic = [s for s in measured if s['facts'].get('automatic_failover') and s['crash'] is not None
+                 and s['crash']['rto_median'] is not None]
+    automatic.sort(key=lambda s: (s['crash']['rto_median'], s['crash']['rto_worst']))
+    if automatic:
+        advice.append('Shortest write outage after a host crash with the collection\'s defaults: %s.' % ', then '.join(
+            '%s (median %.1f s, worst %.1f s, %d run(s))' % (s['title'], s['crash']['rto_median'], s['crash']['rto_worst'],
+                                                             s['crash']['runs']) for s in automatic))
+    kept = [s for s in measured if s['no_loss_crash'] is not None and s['no_loss_crash']['lost'] == 0]
+    if kept:
+        advice.append('When no acknowledged write may be lost: %s, measured with a synchronous standby over %s.' % (
+            ' or '.join(s['title'] for s in kept),
+            ', '.join('%d host crash(es) at a median %.1f s outage (%s)' % (
+                s['no_loss_crash']['runs'], s['no_loss_crash']['rto_median'], s['ha']) for s in kept)))
+    broken = [s for s in measured if s['split_brain'] or s['lost']]
+    for s in broken:
+        advice.append('%s with the collection\'s defaults: %s; read its rows before choosing it where that matters.' % (
+            s['title'], ', '.join(part for part in (
+                '%d split-brain observation(s) (%s)' % (s['split_brain'], ', '.join(s['split_brain_faults']))
+                if s['split_brain'] else '',
+                '%d acknowledged write(s) lost (%s)' % (s['lost'], ', '.join(s['lost_faults'])) if s['lost'] else '')
+                if part)))
+    shown = sorted((s for s in measured if s['shown'] is not None), key=lambda s: s['shown'])
+    if shown:
+        advice.append('Quickest to report a failover in its own status: %s.' % ', then '.join(
+            '%s (%.1f s)' % (s['title'], s['shown']) for s in shown))
+    manual = [s for s in measured if not s['facts'].get('automatic_failover')]
+    for s in manual:
+        restored = ('restored writes in a median %.1f s' % s['crash']['rto_median']
+                    if s['crash'] and s['crash']['rto_median'] is not None else 'was not measured after a host crash')
+        advice.append('Without automatic failover, %s leaves every failover to a person; the collection\'s failover '
+                      'playbook, run right after a host crash, %s.' % (s['title'], restored))
+    return advice
+
+
+def _solution_summary(ha, fact, mine):
+    """What which_one_when and the scores read for one solution."""
+    defaults = next((g for g in mine if g['profile'] == fact.get('defaults_profile')), None)
+    rows = defaults['rows'] if defaults else []
+    no_loss_crash = next((g['by_fault']['host_crash'] for g in mine
+                          if g['profile'] in fact.get('no_loss_profiles', []) and 'host_crash' in g['by_fault']), None)
+    crash = defaults['by_fault'].get('host_crash') if defaults else None
+    return {
+        'ha': ha, 'title': fact.get('title', ha), 'facts': fact, 'measured': bool(mine),
+        'measured_defaults': defaults is not None, 'crash': crash, 'no_loss_crash': no_loss_crash,
+        'shown': crash['monitor_shown_median'] if crash else None,
+        'split_brain': sum(row['split_brain'] for row in rows),
+        'split_brain_faults': [row['fault'] for row in rows if row['split_brain']],
+        'lost': sum(row['lost'] for row in rows),
+        'lost_faults': [row['fault'] for row in rows if row['lost']],
+        'score': score(ha, {ha: fact}, mine),
     }
 
 
@@ -259,14 +433,13 @@ def build_context(runs, facts):
     groups.sort(key=lambda g: (order.index(g['ha']) if g['ha'] in order else 99,
                                profile_order.index(g['profile']) if g['profile'] in profile_order else 99, g['profile']))
     # Every system of the study has a row in the four-requirements table,
-    # measured or not; the measured ones carry their evidence.
-    solutions = []
+    # measured or not; the measured ones carry their evidence and scores.
     measured = {g['ha'] for g in groups}
-    for ha in order + sorted(measured - set(order)):
-        mine = [g for g in groups if g['ha'] == ha]
-        solutions.append({'ha': ha, 'facts': facts.get(ha, {}), 'measured': bool(mine), 'score': score(ha, facts, mine)})
+    solutions = [_solution_summary(ha, facts.get(ha, {}), [g for g in groups if g['ha'] == ha])
+                 for ha in order + sorted(measured - set(order))]
     faults = sorted({row['fault'] for g in groups for row in g['rows']}, key=_fault_key)
-    return {'groups': groups, 'solutions': solutions, 'runs': runs, 'faults': faults}
+    return {'groups': groups, 'solutions': solutions, 'runs': runs, 'faults': faults,
+            'rules': SCORE_RULES, 'requirements': REQUIREMENTS, 'advice': which_one_when(solutions)}
 
 
 def main(argv=None):

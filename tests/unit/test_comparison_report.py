@@ -67,20 +67,129 @@ def test_a_primary_cut_off_from_its_coordination_is_timed_until_it_stops_taking_
     assert comparison_report.summarise({'drills': never})[0]['never_fenced'] == 1
 
 
+def group(profile, drills, replicas=2):
+    """A measured solution and profile, as build_context hands it to score()."""
+    rows = comparison_report.summarise({'drills': drills})
+    return {'profile': profile, 'rows': rows, 'by_fault': {r['fault']: r for r in rows}, 'deploy': {'replicas': replicas}}
+
+
+AUTOMATIC = {'automatic_failover': True, 'license': 'MIT', 'open_source': True, 'distribution_packages': True,
+             'redundancy': 'x', 'monitoring': 'patronictl list', 'status_command': True,
+             'defaults_profile': 'tuned', 'no_loss_profiles': ['synchronous']}
+
+
 def test_monitoring_is_scored_with_the_time_its_status_showed_the_new_primary():
     crash = [dict(drill('host_crash', 9.0), monitor={'new_primary_shown': v}) for v in (7.5, 8.5, None)]
-    facts = {'patroni': {'automatic_failover': True, 'license': 'MIT', 'redundancy': 'x', 'monitoring': 'patronictl list'}}
-    summaries = [{'rows': comparison_report.summarise({'drills': crash}), 'deploy': {'replicas': 2}}]
-    assert comparison_report.score('patroni', facts, summaries)['monitoring'] == \
-        'patronictl list; its status named the new primary 8.0 s after a host crash (median)'
+    scored = comparison_report.score('patroni', {'patroni': AUTOMATIC}, [group('tuned', crash)])['monitoring']
+    assert scored == {'score': 5, 'evidence': 'patronictl list; its status named the new primary 8.0 s after a host crash (median)'}
+    slow = [dict(drill('host_crash', 9.0), monitor={'new_primary_shown': 25.0})]
+    assert comparison_report.score('patroni', {'patroni': AUTOMATIC}, [group('tuned', slow)])['monitoring']['score'] == 3
+    # A status command whose timing was never measured is not scored (not scored low either).
+    unmeasured = comparison_report.score('patroni', {'patroni': AUTOMATIC}, [group('tuned', [drill('host_crash', 9.0)])])
+    assert unmeasured['monitoring']['score'] is None
+    assert 'not measured' in unmeasured['monitoring']['evidence']
+    # No status tool of its own: the lowest score, measured or not.
+    sql_only = dict(AUTOMATIC, status_command=False)
+    assert comparison_report.score('x', {'x': sql_only}, [group('tuned', crash)])['monitoring']['score'] == 1
 
 
 def test_manual_failover_is_not_scored_as_automatic():
-    facts = {'streaming': {'automatic_failover': False, 'license': 'PostgreSQL', 'redundancy': 'x', 'monitoring': 'y'}}
-    summaries = [{'rows': comparison_report.summarise({'drills': [drill('host_crash', 12.0)]}), 'deploy': {'replicas': 2}}]
-    scored = comparison_report.score('streaming', facts, summaries)
-    assert scored['failover'].startswith('manual only')
-    assert '2 streaming replica' in scored['redundancy']
+    facts = {'streaming': dict(AUTOMATIC, automatic_failover=False, defaults_profile='default')}
+    scored = comparison_report.score('streaming', facts, [group('default', [drill('host_crash', 2.0)])])
+    assert scored['failover']['score'] == 1
+    assert scored['failover']['evidence'].startswith('manual only')
+    assert '2 streaming replica' in scored['redundancy']['evidence']
+
+
+@pytest.mark.parametrize('gaps, expected', [
+    ((5.0, 6.0, 9.9), 5),     # median 6.0, worst 9.9
+    ((5.0, 6.5, 9.0), 4),     # median over 6 s
+    ((4.0, 5.0, 11.0), 4),    # worst over 10 s
+    ((12.0, 12.0, 13.0), 3),
+    ((25.0, 25.0, 40.0), 2),
+])
+def test_failover_score_bands_read_median_and_worst_of_the_host_crashes(gaps, expected):
+    drills = [drill('host_crash', gap) for gap in gaps]
+    assert comparison_report.score('p', {'p': AUTOMATIC}, [group('tuned', drills)])['failover']['score'] == expected
+
+
+def test_failover_score_loses_a_point_per_broken_invariant_and_never_drops_below_one():
+    fast = [drill('host_crash', 4.0)] * 3
+    facts = {'p': AUTOMATIC}
+    split = fast + [dict(drill('host_freeze', 5.0), split_brain_after_restore=True)]
+    assert comparison_report.score('p', facts, [group('tuned', split)])['failover']['score'] == 4
+    lost = split + [drill('dcs_partition', 8.0, lost=402)]
+    scored = comparison_report.score('p', facts, [group('tuned', lost)])['failover']
+    assert scored['score'] == 3
+    assert '402 acknowledged write(s) lost' in scored['evidence']
+    stuck = lost + [dict(drill('network_partition', 0.1), fault_to_first_write=None, trailing_gap=30.0)]
+    assert comparison_report.score('p', facts, [group('tuned', stuck)])['failover']['score'] == 2
+    slow = [drill('host_crash', 50.0)] + stuck[3:]
+    assert comparison_report.score('p', facts, [group('tuned', slow)])['failover']['score'] == 1
+    # A loss in the profile that promises none counts as well.
+    broken_promise = [group('tuned', fast), group('synchronous', [drill('host_crash', 4.0, lost=1)])]
+    assert comparison_report.score('p', facts, broken_promise)['failover']['score'] == 4
+
+
+def test_redundancy_score_counts_standbys_rejoins_and_a_lossless_profile():
+    facts = {'p': AUTOMATIC}
+    crash = [drill('host_crash', 4.0)]
+    assert comparison_report.score('p', facts, [group('tuned', crash)])['redundancy']['score'] == 4
+    assert comparison_report.score('p', facts, [group('tuned', crash, replicas=1)])['redundancy']['score'] == 3
+    assert comparison_report.score('p', facts, [group('tuned', crash, replicas=0)])['redundancy']['score'] == 1
+    lossless = [group('tuned', crash), group('synchronous', [drill('host_crash', 5.0)])]
+    assert comparison_report.score('p', facts, lossless)['redundancy']['score'] == 5
+    lossy = [group('tuned', crash), group('synchronous', [drill('host_crash', 5.0, lost=3)])]
+    assert comparison_report.score('p', facts, lossy)['redundancy']['score'] == 4
+    not_rejoined = [group('tuned', [dict(drill('host_crash', 4.0), rejoined=False)])]
+    assert comparison_report.score('p', facts, not_rejoined)['redundancy']['score'] == 3
+
+
+def test_open_source_score_and_unmeasured_solutions():
+    facts = load_facts()
+    scored = {ha: comparison_report.score(ha, facts, []) for ha in facts}
+    assert scored['raima']['open_source']['score'] == 1
+    assert scored['efm']['open_source']['score'] == 1
+    assert scored['pgcluster']['open_source']['score'] == 2
+    assert scored['patroni']['open_source']['score'] == 5
+    for ha in facts:
+        # Without measurements only the licence is scored.
+        assert [scored[ha][req]['score'] for req in ('redundancy', 'failover', 'monitoring')] == [None] * 3
+
+
+def load_facts():
+    return comparison_report.load_solutions(SOLUTIONS)
+
+
+def test_profiles_that_promise_no_loss_come_from_the_descriptors_expect_no_loss():
+    facts = load_facts()
+    assert facts['patroni']['no_loss_profiles'] == ['synchronous']
+    assert facts['pgpool']['no_loss_profiles'] == ['synchronous']
+    assert facts['streaming']['no_loss_profiles'] == []
+    assert facts['patroni']['defaults_profile'] == 'tuned'
+    assert facts['streaming']['defaults_profile'] == 'default'
+    assert facts['patroni']['status_command'] and not facts['streaming']['status_command']
+
+
+def test_which_one_when_ranks_the_measured_defaults_and_names_broken_invariants():
+    facts = load_facts()
+    groups = {
+        'patroni': [dict(group('tuned', [drill('host_crash', 11.0)]), ha='patroni'),
+                    dict(group('synchronous', [drill('host_crash', 11.5)]), ha='patroni')],
+        'pgpool': [dict(group('tuned', [drill('host_crash', 5.0), drill('dcs_partition', 8.0, lost=7)]), ha='pgpool')],
+        'streaming': [dict(group('default', [drill('host_crash', 14.0)]), ha='streaming')],
+        # Only a stock profile: not ranked, its defaults were not measured.
+        'repmgr': [dict(group('stock', [drill('host_crash', 1.0)]), ha='repmgr')],
+    }
+    solutions = [comparison_report._solution_summary(ha, facts[ha], mine) for ha, mine in groups.items()]
+    advice = comparison_report.which_one_when(solutions)
+    assert advice[0].startswith('Shortest write outage after a host crash')
+    assert advice[0].index('Pgpool-II') < advice[0].index('Patroni')
+    assert 'repmgr' not in advice[0]
+    assert any(sentence.startswith('When no acknowledged write may be lost: Patroni on etcd,') for sentence in advice)
+    assert any('Pgpool-II with watchdog with the collection\'s defaults: 7 acknowledged write(s) lost (dcs_partition)'
+               in sentence for sentence in advice)
+    assert any(sentence.startswith('Without automatic failover, Streaming replication') for sentence in advice)
 
 
 def test_renders_report_and_chart(tmp_path):
@@ -99,6 +208,11 @@ def test_renders_report_and_chart(tmp_path):
     assert '| host_crash | 2 | 35.5 / 36.0 |' in report
     assert '| host_crash | 2 | 8.5 / 9.0 |' in report
     assert report.index('stock settings') < report.index('tuned settings')
+    # Scored from the collection's defaults (tuned): 8.5 / 9.0 s, nothing lost.
+    assert '| Patroni on etcd | yes | **4/5**: ' in report
+    assert '**4/5**: automatic, median write outage 8.5 s, worst 9.0 s over 2 host crash(es)' in report
+    assert '- **failover**: manual only: 1.' in report
+    assert 'Shortest write outage after a host crash with the collection\'s defaults: Patroni on etcd (median 8.5 s' in report
     assert (tmp_path / 'comparison.png').stat().st_size > 1000
 
 

@@ -23,7 +23,7 @@ DEPLOYABLE_KEYS = COMMON_KEYS | {'role', 'deploy_playbook', 'endpoints', 'automa
 OPTIONAL_DEPLOYABLE_KEYS = {'agent_services', 'monitor_primary_command', 'coordination_ports'}
 NOT_DEPLOYABLE_KEYS = COMMON_KEYS | {'reason'}
 REPORT_KEYS = {'license', 'open_source', 'versions', 'redundancy', 'monitoring', 'failover_how'}
-OPTIONAL_REPORT_KEYS = {'sources'}
+OPTIONAL_REPORT_KEYS = {'sources', 'distribution_packages', 'maintained'}
 PROFILE_KEYS = {'name', 'overrides', 'report_keys'}
 OPTIONAL_PROFILE_KEYS = {'drill_duration'}
 # Lines that name a solution's word for something else: the default choice of
@@ -140,3 +140,10 @@ def test_every_fault_need_is_a_fault_and_an_optional_descriptor_key():
     needs = load(os.path.join(PLAYBOOKS, 'faults', 'classes.yml'))['fault_needs']
     assert set(needs) <= FAULTS
     assert set(needs.values()) <= OPTIONAL_DEPLOYABLE_KEYS
+
+
+@pytest.mark.parametrize('name', DEPLOYABLE)
+def test_deployable_solution_has_one_profile_with_the_collections_defaults(name):
+    """The report scores a solution from its profile without overrides."""
+    defaults = [p['name'] for p in SOLUTIONS[name]['profiles'] if not p.get('overrides')]
+    assert len(defaults) == 1, 'profiles without overrides: %s' % defaults
