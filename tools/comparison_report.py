@@ -203,8 +203,7 @@ SCORE_RULES = {
                                              for band in FAILOVER_BANDS),
     'monitoring': 'no status tool of its own (SQL only): 1. Otherwise from the median time between a host crash and '
                   'its status first naming the new primary (polled every 0.5 s during the drills): %s, else 2; not '
-                  'scored when that time was not measured.' % ', '.join('%d within %g s' % band
-                                                                         for band in MONITORING_BANDS),
+                  'scored when that time was not measured.' % ', '.join('%d within %g s' % band for band in MONITORING_BANDS),
     'open_source': 'closed source: 1; an open-source licence but no maintained release: 2; open source and maintained '
                    'but installed from outside the distribution: 4; open source and installed from the distribution\'s '
                    'own packages (Debian 12 here): 5.',

@@ -42,7 +42,7 @@ def render(overrides):
     settings = {}
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith('#'):
-            key, _, value = line.partition('=')
+            key, value = line.split('=', 1)
             settings[key.strip()] = value.strip().strip("'")
     return settings
 
