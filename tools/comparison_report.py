@@ -379,30 +379,46 @@ def _solution_summary(ha, fact, mine):
 
 
 def plot(groups, path):
+    """The fault matrix: one row per solution and profile, one column per fault
+    class; each cell shows the median / worst write outage, coloured by the
+    median (log scale), with lost writes (L), split-brain observations (S),
+    failed drills (F) and outages that are lower bounds (≥) marked; blank where
+    the fault was not run."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
 
-    labels = []
-    medians = []
-    worsts = []
-    for group in groups:
-        for row in group['rows']:
-            if row['rto_median'] is None:
+    faults = sorted({row['fault'] for group in groups for row in group['rows']}, key=_fault_key)
+    labels = ['%s (%s)' % (group['ha'], group['profile']) for group in groups]
+    fig, ax = plt.subplots(figsize=(2.0 + 1.45 * len(faults), 1.2 + 0.5 * len(groups)))
+    norm = LogNorm(vmin=1, vmax=120)
+    cmap = plt.get_cmap('RdYlGn_r')
+    for y, group in enumerate(groups):
+        for x, fault in enumerate(faults):
+            row = group['by_fault'].get(fault)
+            if row is None:
                 continue
-            labels.append('%s\n(%s)\n%s' % (group['ha'], group['profile'], row['fault']))
-            medians.append(row['rto_median'])
-            worsts.append(row['rto_worst'])
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(labels)), 4.5))
-    positions = range(len(labels))
-    ax.bar(positions, medians, color='#4C72B0', label='median')
-    ax.scatter(positions, worsts, color='#C44E52', marker='_', s=400, linewidths=3, label='worst', zorder=3)
-    ax.set_xticks(list(positions))
-    ax.set_xticklabels(labels, fontsize=8)
-    ax.set_ylabel('longest gap between acknowledged writes (s)')
-    ax.set_title('Write outage per solution and fault')
-    ax.legend()
-    ax.grid(axis='y', alpha=0.3)
+            marks = ''.join(mark for mark, count in (('L', row['lost']), ('S', row['split_brain']), ('F', row['failed']))
+                            if count)
+            if row['rto_median'] is None:
+                colour, text = '#BBBBBB', 'no measurement'
+            else:
+                colour = cmap(norm(min(max(row['rto_median'], 1), 120)))
+                # at least: no write followed the fault in some run
+                text = '%s%.3g / %.3g' % ('≥ ' if row['unrecovered'] else '', row['rto_median'], row['rto_worst'])
+            ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, color=colour))
+            ax.text(x, y, text + ('\n' + marks if marks else ''), ha='center', va='center', fontsize=7)
+    ax.set_xlim(-0.5, len(faults) - 0.5)
+    ax.set_ylim(len(groups) - 0.5, -0.5)
+    ax.set_xticks(range(len(faults)))
+    ax.set_xticklabels([fault.replace('_', ' ') for fault in faults], fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_yticks(range(len(groups)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_title('Write outage (s), median / worst; ≥ no write after the fault in a run;\nL lost writes, S split brain, F failed drill', fontsize=9, pad=24)
+    colourbar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.025, pad=0.01)
+    colourbar.set_label('median write outage (s)', fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
