@@ -6,6 +6,8 @@
   WAL positions compare with ``<``/``>``.
 - ``member_address``: the address other members use to reach a host.
 - ``member_name``: the ``application_name``/slot name of a member.
+- ``exporter_url``: where Prometheus scrapes a member's postgres_exporter (the
+  postgresql role's ``postgresql_exporter_*`` variables).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,6 +18,7 @@ import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 # application_name and slot names: lower case, [a-z0-9_] only, 63 bytes at most
 # (NAMEDATALEN - 1); a replication slot name allows nothing else.
@@ -81,10 +84,45 @@ def member_name(inventory_name):
     return _NOT_NAME_CHAR.sub('_', str(inventory_name).lower())[:_NAME_MAX]
 
 
+# Addresses that mean "every interface" to a listening socket: not one to connect to.
+_WILDCARDS = ('0.0.0.0', '::', '[::]', '*')
+
+
+def exporter_url(host_vars, default_port=9187):
+    """``http://<address>:<port>/metrics`` of a member's postgres_exporter, or ``''``
+    when its ``postgresql_exporter_enabled`` is not true.
+
+    The address is the member's ``postgresql_exporter_listen_address`` unless that
+    is a wildcard (``0.0.0.0``, ``::``) or unset; then the member's address as the
+    postgresql role works it out (``postgresql_address``, an IP ``ansible_host``,
+    the default IPv4 address, else the inventory name). IPv6 addresses get brackets.
+    """
+    try:
+        enabled = boolean(host_vars.get('postgresql_exporter_enabled') or False, strict=True)
+    except TypeError:
+        raise AnsibleFilterError('exporter_url: postgresql_exporter_enabled of host %s is not a boolean'
+                                 % host_vars.get('inventory_hostname', '?'))
+    if not enabled:
+        return ''
+    address = str(host_vars.get('postgresql_exporter_listen_address') or '').strip()
+    if not address or address in _WILDCARDS:
+        address = member_address(host_vars, 'postgresql_address', fallback_to_name=True)
+    if ':' in address and not address.startswith('['):
+        address = '[%s]' % address
+    port = host_vars.get('postgresql_exporter_port') or default_port
+    try:
+        port = int(port)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError('exporter_url: postgresql_exporter_port of host %s is not a port number: %r'
+                                 % (host_vars.get('inventory_hostname', '?'), port))
+    return 'http://%s:%d/metrics' % (address, port)
+
+
 class FilterModule(object):
     def filters(self):
         return {
             'lsn_to_int': lsn_to_int,
             'member_address': member_address,
             'member_name': member_name,
+            'exporter_url': exporter_url,
         }

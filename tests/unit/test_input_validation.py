@@ -330,3 +330,76 @@ def test_patroni_refuses_member_client_certificates_with_certificates_of_your_ow
                                             'patroni_etcd_hosts': ['127.0.0.1:2379']})
     assert result.returncode != 0
     assert 'Set patroni_member_client_certificates: false' in output, output[-3000:]
+
+
+# The optional postgres_exporter. An explicit address keeps the check off this machine's network facts.
+EXPORTER = dict(SECRETS, postgresql_exporter_enabled=True, postgresql_exporter_listen_address='192.0.2.10')
+
+
+@pytest.mark.parametrize('extra, message', [
+    # install-only mode: the HA manager owns the accounts, there is no monitoring account to log in with
+    ({'postgresql_manage_cluster': False}, 'postgresql_exporter_enabled=true needs postgresql_manage_cluster=true'),
+    ({'postgresql_exporter_port': 70000}, 'postgresql_exporter_port (70000) must be a TCP port, 1-65535'),
+    ({'postgresql_exporter_port': 0}, 'postgresql_exporter_port (0) must be a TCP port'),
+    ({'postgresql_exporter_port': 5433, 'postgresql_port': 5433}, "is PostgreSQL's port (postgresql_port)"),
+    ({'postgresql_exporter_listen_address': '10.0.0.1 --web.config.file=/tmp/x'},
+     'postgresql_exporter_listen_address must be an address'),
+    ({'postgresql_exporter_listen_address': ''}, 'postgresql_exporter_listen_address is empty: no address was found'),
+    # a standby's accounts come by replication, but the exporter still needs the password
+    ({'postgresql_manage_accounts': False, 'pgha_monitoring_password': ''},
+     'postgresql_monitoring_password (or pgha_monitoring_password) is empty'),
+    ({'postgresql_exporter_extra_args': ['--web.listen-address=:9999']}, 'postgresql_exporter_extra_args[0] must be one flag'),
+    ({'postgresql_exporter_extra_args': ['--log.level=warn', 'rm -rf /']}, 'postgresql_exporter_extra_args[1] must be one flag'),
+    ({'postgresql_exporter_extra_args': ["--web.config.file='/etc/x'"]}, 'postgresql_exporter_extra_args[0] must be one flag'),
+])
+def test_postgresql_refuses_bad_exporter_input_before_any_change(extra, message):
+    result, output = role_check('postgresql', dict(EXPORTER, **extra))
+    assert result.returncode != 0
+    assert message in output, output[-3000:]
+    assert 'Nothing was changed' in output, output[-3000:]
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+    if 'extra_args[1]' in message:
+        assert 'extra_args[0]' not in output
+
+
+def test_postgresql_refuses_a_monitoring_password_the_exporter_would_log():
+    """postgres_exporter 0.11 splits its connection string at spaces and logs it whole when that fails."""
+    secret = 'two words-' + 'x' * 12
+    result, output = role_check('postgresql', dict(EXPORTER, pgha_monitoring_password=secret))
+    assert result.returncode != 0
+    assert 'postgresql_monitoring_password contains whitespace' in output, output[-3000:]
+    assert secret not in output and 'two words' not in output
+
+
+def test_postgresql_accepts_good_exporter_input():
+    """No false alarm: the exporter check passes, and the role stops at the next check (a missing secret)."""
+    extra = dict(EXPORTER, pgha_rewind_password='', postgresql_exporter_port=9200, postgresql_exporter_listen_address='::',
+                 postgresql_exporter_extra_args=['--disable-settings-metrics', '--web.config.file=/etc/pgha/web.yml'])
+    result, output = role_check('postgresql', extra)
+    assert result.returncode != 0
+    assert 'postgresql_exporter' not in output, output[-3000:]
+    assert 'Missing secrets: postgresql_rewind_password' in output, output[-3000:]
+
+
+@pytest.mark.parametrize('extra, message', [
+    ({'postgresql_exporter_port': 'metrics'}, 'postgresql_exporter_port'),
+    ({'postgresql_exporter_enabled': 'perhaps'}, 'postgresql_exporter_enabled'),
+    ({'postgresql_exporter_extra_args': '--log.level=warn'}, 'postgresql_exporter_extra_args'),
+])
+def test_postgresql_argument_spec_rejects_bad_exporter_values(extra, message):
+    result, output = role_check('postgresql', dict(EXPORTER, **extra))
+    assert result.returncode != 0
+    assert message in output, output[-3000:]
+    assert 'Validating arguments' in output or 'argument' in output.lower()
+
+
+def test_patroni_refuses_the_postgresql_exporter_before_any_change():
+    """Under Patroni the postgresql role runs in install-only mode: the exporter is refused by the patroni
+    role's own validation, before install.yml installs anything."""
+    extra = dict(SECRETS, pgha_patroni_api_password='unit-api', postgresql_exporter_enabled=True,
+                 patroni_members=['localhost'], patroni_bootstrap_host='localhost', patroni_etcd_hosts=['127.0.0.1:2379'])
+    result, output = role_check('patroni', extra)
+    assert result.returncode != 0
+    assert 'postgresql_exporter_enabled=true needs postgresql_manage_cluster=true' in output, output[-3000:]
+    assert 'Set postgresql_exporter_enabled=false' in output
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]

@@ -1,13 +1,19 @@
-"""Private keys written by the roles: mode 0600, and never shown by --diff.
+"""Private keys and passwords written by the roles: never shown, files closed to others.
 
 Reads each role's task files: every task that creates or copies a key file
 (openssl_privatekey, or a copy/template whose source or destination is a .key)
 must set diff: false and mode 0600. A copy looping over files takes its mode
 from the loop item, so every item that names a key must say 0600.
+
+Every copy or template that writes a password (a *_password variable in its
+arguments or in its template) must hide it: no_log: true when the password is in
+the task's arguments (they are shown with -vvv), else no_log: true or diff: false;
+and the file is 0600 or 0640.
 """
 import glob
 import json
 import os
+import re
 
 import pytest
 import yaml
@@ -60,3 +66,60 @@ def key_modes(task, args):
              if isinstance(item, dict) and str(item.get('dest', '')).endswith('.key')]
     assert items, '%s loops over files but names no key item' % task['name']
     return [item.get('mode') for item in items]
+
+
+ALL_ROLES = sorted(os.listdir(os.path.join(REPO, 'roles')))
+PASSWORD = re.compile(r'\{\{[^}]*\b\w+_password\b')
+
+
+def password_pattern(role):
+    """A *_password variable, or a variable of the role's vars/defaults whose value uses one."""
+    names = set()
+    for part in ('vars', 'defaults'):
+        path = os.path.join(REPO, 'roles', role, part, 'main.yml')
+        if os.path.isfile(path):
+            with open(path) as handle:
+                values = yaml.safe_load(handle) or {}
+            names.update(name for name, value in values.items() if PASSWORD.search(json.dumps(value)))
+    return re.compile(r'\{\{[^}]*\b(%s)\b' % '|'.join([r'\w+_password'] + sorted(map(re.escape, names))))
+
+
+def password_tasks(role):
+    """(file, task, module arguments, password in the arguments) of every task writing a password to a file."""
+    pattern = password_pattern(role)
+    found = []
+    for where, task in tasks_of(role):
+        module = next((name for name in FILE_MODULES if name in task), None)
+        if module is None:
+            continue
+        args = task[module]
+        in_args = bool(pattern.search(json.dumps(args)))
+        in_template = False
+        source = os.path.join(REPO, 'roles', role, 'templates', str(args.get('src', '')))
+        if module == 'ansible.builtin.template' and '{{' not in source and os.path.isfile(source):
+            with open(source) as handle:
+                in_template = bool(pattern.search(handle.read()))
+        if in_args or in_template:
+            found.append((where, task, args, in_args))
+    return found
+
+
+@pytest.mark.parametrize('role', ALL_ROLES)
+def test_tasks_writing_a_password_hide_it_and_close_the_file(role):
+    for where, task, args, in_args in password_tasks(role):
+        if in_args:
+            assert task.get('no_log') is True, '%s: %s has a password in its arguments without no_log: true' % (
+                where, task['name'])
+        assert task.get('no_log') is True or task.get('diff') is False, '%s: %s would show the password with --diff' % (
+            where, task['name'])
+        assert args.get('mode') in ('0600', '0640'), '%s: %s writes a password with mode %s' % (
+            where, task['name'], args.get('mode'))
+
+
+def test_the_exporter_settings_are_found_and_hidden():
+    """The postgres_exporter's settings hold the monitoring password: the check above must see that task."""
+    tasks = [(task, args) for where, task, args, in_args in password_tasks('postgresql') if where == 'exporter.yml']
+    assert len(tasks) == 1, tasks
+    task, args = tasks[0]
+    assert task.get('no_log') is True and task.get('diff') is False
+    assert (args['owner'], args['group'], args['mode']) == ('root', 'prometheus', '0640')

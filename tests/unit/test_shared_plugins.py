@@ -4,7 +4,7 @@ import os
 import pytest
 from ansible.errors import AnsibleError
 
-from ansible_collections.pgha.cluster.plugins.filter.members import lsn_to_int, member_address, member_name
+from ansible_collections.pgha.cluster.plugins.filter.members import exporter_url, lsn_to_int, member_address, member_name
 from ansible_collections.pgha.cluster.plugins.lookup.playbook_command import playbook_command
 from ansible_collections.pgha.cluster.plugins.lookup.solutions import load_descriptors
 
@@ -48,6 +48,42 @@ def test_member_address_order_of_preference():
 def test_member_address_names_the_variable_to_set():
     with pytest.raises(AnsibleError, match='set etcd_address'):
         member_address({'inventory_hostname': 'db-1', 'ansible_host': 'db-1.example.org'}, 'etcd_address')
+
+
+FACTS = {'default_ipv4': {'address': '10.0.0.7'}}
+
+
+@pytest.mark.parametrize('host_vars, url', [
+    # no exporter on the host: no URL (the descriptors drop the empty ones)
+    ({'ansible_facts': FACTS}, ''),
+    ({'postgresql_exporter_enabled': False, 'ansible_facts': FACTS}, ''),
+    ({'postgresql_exporter_enabled': 'false', 'ansible_facts': FACTS}, ''),
+    # the role's default address: the member's
+    ({'postgresql_exporter_enabled': True, 'ansible_facts': FACTS}, 'http://10.0.0.7:9187/metrics'),
+    ({'postgresql_exporter_enabled': 'yes', 'postgresql_address': '192.0.2.1', 'ansible_facts': FACTS,
+      'postgresql_exporter_port': '9200'}, 'http://192.0.2.1:9200/metrics'),
+    # an address of its own; a wildcard is no address to scrape
+    ({'postgresql_exporter_enabled': True, 'postgresql_exporter_listen_address': '192.0.2.9', 'ansible_facts': FACTS},
+     'http://192.0.2.9:9187/metrics'),
+    ({'postgresql_exporter_enabled': True, 'postgresql_exporter_listen_address': '0.0.0.0', 'ansible_facts': FACTS},
+     'http://10.0.0.7:9187/metrics'),
+    ({'postgresql_exporter_enabled': True, 'postgresql_exporter_listen_address': '::', 'ansible_host': '2001:db8::5'},
+     'http://[2001:db8::5]:9187/metrics'),
+    # a host that is down keeps its inventory name
+    ({'postgresql_exporter_enabled': True, 'inventory_hostname': 'db-1'}, 'http://db-1:9187/metrics'),
+])
+def test_exporter_url(host_vars, url):
+    assert exporter_url(host_vars) == url
+
+
+@pytest.mark.parametrize('host_vars, message', [
+    ({'postgresql_exporter_enabled': 'maybe', 'inventory_hostname': 'db-1'}, 'postgresql_exporter_enabled of host db-1'),
+    ({'postgresql_exporter_enabled': True, 'inventory_hostname': 'db-1', 'postgresql_exporter_port': 'http'},
+     'postgresql_exporter_port of host db-1'),
+])
+def test_exporter_url_names_a_bad_variable(host_vars, message):
+    with pytest.raises(AnsibleError, match=message):
+        exporter_url(host_vars)
 
 
 def test_descriptors_load_and_match_their_file_names():

@@ -6,8 +6,11 @@ unknown, or when anything under playbooks/ outside the descriptors and the
 solutions' own deploy plays names a solution (generic code must not).
 """
 import glob
+import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -20,7 +23,7 @@ ENTRY_POINTS = ['main', 'status', 'switchover', 'failover', 'rejoin']
 COMMON_KEYS = {'name', 'order', 'title', 'deployable', 'report'}
 DEPLOYABLE_KEYS = COMMON_KEYS | {'role', 'deploy_playbook', 'endpoints', 'automatic_failover', 'rejoin', 'rejoin_method',
                                  'drill_failover_vars', 'expect_no_loss', 'profiles'}
-OPTIONAL_DEPLOYABLE_KEYS = {'agent_services', 'monitor_primary_command', 'coordination_ports'}
+OPTIONAL_DEPLOYABLE_KEYS = {'agent_services', 'monitor_primary_command', 'coordination_ports', 'metrics_endpoints'}
 NOT_DEPLOYABLE_KEYS = COMMON_KEYS | {'reason'}
 REPORT_KEYS = {'license', 'open_source', 'versions', 'redundancy', 'monitoring', 'failover_how'}
 OPTIONAL_REPORT_KEYS = {'sources', 'distribution_packages', 'maintained'}
@@ -92,7 +95,11 @@ def test_deployable_solution_settings(name):
         assert os.path.isfile(os.path.join(PLAYBOOKS, descriptor['deploy_playbook']))
         assert descriptor['deploy_playbook'] == 'deploy/%s.yml' % name
     assert descriptor['endpoints']['write'], 'clients need a write endpoint'
+    # endpoints are libpq connection strings only; scrape URLs are metrics_endpoints
     assert set(descriptor['endpoints']) <= {'write', 'read'}
+    # the postgresql role's exporter, on the members that enable it (a Jinja expression over the inventory)
+    metrics = descriptor.get('metrics_endpoints', '')
+    assert isinstance(metrics, str) and (not metrics or 'pgha.cluster.exporter_url' in metrics), metrics
     assert descriptor['rejoin'] in ('automatic', 'operator')
     assert isinstance(descriptor['automatic_failover'], bool)
     assert set(descriptor['drill_failover_vars']) <= FAULTS
@@ -147,3 +154,32 @@ def test_deployable_solution_has_one_profile_with_the_collections_defaults(name)
     """The report scores a solution from its profile without overrides."""
     defaults = [p['name'] for p in SOLUTIONS[name]['profiles'] if not p.get('overrides')]
     assert len(defaults) == 1, 'profiles without overrides: %s' % defaults
+
+
+def test_metrics_endpoints_evaluate_over_the_inventory(tmp_path):
+    """metrics_endpoints, evaluated by Ansible as drill.yml loads a descriptor (vars_files): one scrape URL per
+    member that enables the exporter, with its own port; nothing for the others."""
+    with_metrics = sorted(name for name in DEPLOYABLE if 'metrics_endpoints' in SOLUTIONS[name])
+    assert with_metrics, 'no descriptor lists metrics endpoints: the test would check nothing'
+    inventory = tmp_path / 'hosts.yml'
+    inventory.write_text(yaml.safe_dump({'all': {'children': {'database_nodes': {'hosts': {
+        'db-1': {'ansible_host': '192.0.2.11', 'postgresql_exporter_enabled': True},
+        'db-2': {'ansible_host': '192.0.2.12', 'postgresql_exporter_enabled': 'true', 'postgresql_exporter_port': 9200},
+        'db-3': {'ansible_host': '192.0.2.13'}}}}}}))
+    playbook = tmp_path / 'play.yml'
+    playbook.write_text(yaml.safe_dump([
+        {'name': name, 'hosts': 'localhost', 'connection': 'local', 'gather_facts': False,
+         'vars_files': [os.path.join(DESCRIPTORS, name + '.yml')],
+         'tasks': [{'name': 'metrics', 'ansible.builtin.debug': {'msg': '{{ pgha_solution.metrics_endpoints }}'}}]}
+        for name in with_metrics]))
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json', ANSIBLE_NOCOLOR='1')
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inventory),
+                             str(playbook)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # the JSON document, after the lines of ansible.cfg's profile_tasks callback
+    start = re.search(r'^\{$', result.stdout, re.M).start()
+    plays = json.JSONDecoder().raw_decode(result.stdout[start:])[0]['plays']
+    assert [play['play']['name'] for play in plays] == with_metrics
+    for play in plays:
+        msg = play['tasks'][0]['hosts']['localhost']['msg']
+        assert msg == ['http://192.0.2.11:9187/metrics', 'http://192.0.2.12:9200/metrics'], (play['play']['name'], msg)

@@ -116,6 +116,76 @@ def test_wrong_password_is_refused(host):
     assert 'password authentication failed' in cmd.stderr
 
 
+EXPORTER = 'prometheus-postgres-exporter'
+EXPORTER_SETTINGS = '/etc/default/prometheus-postgres-exporter'
+
+
+def member_address(host):
+    """The node's address on the lab network: the source of its default route (nothing is sent)."""
+    words = host.check_output('ip -4 route get 192.0.2.1').split()
+    return words[words.index('src') + 1]
+
+
+def scrape(host, url):
+    """GET the URL on the node itself (the lab image has python3, not curl)."""
+    cmd = host.run("python3 -c %s" % _quote(
+        'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())')
+        + ' ' + _quote(url))
+    assert cmd.rc == 0, cmd.stderr
+    return cmd.stdout
+
+
+def test_exporter_active_and_enabled(host):
+    service = host.service(EXPORTER)
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_exporter_listens_on_the_member_address_only(host):
+    """Not on every interface: the metrics have no authentication."""
+    listening = [line.split()[3] for line in host.check_output('ss -Hltn').splitlines()]
+    assert '%s:9187' % member_address(host) in listening, listening
+    assert not [address for address in listening if address.endswith(':9187') and address.rsplit(':', 1)[0] in
+                ('0.0.0.0', '*', '[::]', '127.0.0.1')], listening
+
+
+def test_exporter_reports_the_server(host):
+    metrics = scrape(host, 'http://%s:9187/metrics' % member_address(host)).splitlines()
+    assert 'pg_up 1' in metrics
+    assert 'pg_exporter_last_scrape_error 0' in metrics
+    # pg_stat_database through the monitoring account (pg_monitor), for the databases of converge.yml too
+    commits = [line for line in metrics if line.startswith('pg_stat_database_xact_commit{')]
+    assert any('datname="postgres"' in line for line in commits), commits
+    assert any('datname="app"' in line for line in commits), commits
+    assert any(line.startswith('pg_stat_bgwriter_') for line in metrics)
+
+
+def test_exporter_logs_in_as_the_monitoring_account_over_the_socket(host):
+    rows = psql(host, "SELECT usename, client_addr IS NULL FROM pg_stat_activity WHERE usename = 'monitor'")
+    assert rows.splitlines() and all(row == 'monitor|t' for row in rows.splitlines()), rows
+
+
+def test_exporter_settings_are_closed_to_others(host):
+    """They hold the monitoring password: root:prometheus 0640, and a URL (the exporter logs it without the password)."""
+    settings = host.file(EXPORTER_SETTINGS)
+    assert (settings.user, settings.group, settings.mode) == ('root', 'prometheus', 0o640)
+    content = settings.content_string
+    assert "DATA_SOURCE_NAME='postgresql://monitor:%s@/postgres?host=%%2Fvar%%2Frun%%2Fpostgresql&port=5432" % (
+        secret('monitoring')) in content
+    assert "ARGS='--web.listen-address=%s:9187'" % member_address(host) in content
+    assert host.file('/etc/systemd/system/%s.service.d/pgha.conf' % EXPORTER).contains('After=network-online.target')
+
+
+def test_exporter_logged_the_outage_without_the_password(host):
+    """side_effect.yml stopped PostgreSQL under the exporter: the connection error it logged names the
+    server with the password replaced, and it then reported the server again without a restart."""
+    journal = host.check_output('journalctl -u %s -o cat --no-pager' % EXPORTER)
+    errors = [line for line in journal.splitlines() if 'Error opening connection to database' in line]
+    assert errors, journal[-3000:]
+    assert all('postgresql://monitor:PASSWORD_REMOVED@/postgres' in line for line in errors), errors
+    assert secret('monitoring') not in journal
+
+
 def test_no_secret_in_any_log(assert_no_secret_logged):
     """After the deployment, the re-run, the side effect and the checks above: no lab password in any log."""
     assert_no_secret_logged()
