@@ -265,6 +265,24 @@ def test_etcd_members_are_healthy_over_tls(host, lab_hosts):
     assert out.stderr.count('is healthy') + out.stdout.count('is healthy') == 3
 
 
+def test_etcd_leader_is_not_on_the_primarys_host(host, lab_hosts):
+    """After a deployment, a switchover and a failover, etcd's leader runs on another host than
+    Patroni's leader (the on_role_change callback moved it), so a crash of the primary's host
+    costs no etcd election. Up to 30 s for the rejoined member and the callback to settle.
+    Lab host, etcd endpoint and Patroni member share one name."""
+    command = ('etcdctl --cacert /etc/etcd/tls/ca.crt --cert /etc/etcd/tls/member.crt --key /etc/etcd/tls/member.key '
+               '--endpoints %s endpoint status -w json' % ','.join('https://%s:2379' % h for h in lab_hosts))
+    for _attempt in range(15):
+        statuses = json.loads(host.check_output(command))
+        etcd_leader = [s['Endpoint'] for s in statuses if s['Status']['header']['member_id'] == s['Status']['leader']]
+        patroni_leader = [name for name, m in members(host).items() if m['Role'] == 'Leader']
+        if etcd_leader and patroni_leader and etcd_leader[0] != 'https://%s:2379' % patroni_leader[0]:
+            break
+        time.sleep(2)
+    assert etcd_leader and patroni_leader, statuses
+    assert etcd_leader[0] != 'https://%s:2379' % patroni_leader[0], (etcd_leader, patroni_leader)
+
+
 def test_no_password_in_any_log(assert_no_secret_logged):
     """Issue 11, secrets in logs: after a deploy, an idempotent re-run, a switchover, a host
     crash and a rejoin, no lab password (Patroni's four among them) is in any log of any
