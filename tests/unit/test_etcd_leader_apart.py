@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, 'roles', 'patroni', 'files', 'pgha-etcd-leader-apart')
+SCRIPT = os.path.join(REPO, 'roles', 'patroni', 'files', 'pgha_etcd_leader_apart.py')
 
 
 class FakeEtcd:

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Move etcd's leadership off this host while it runs the PostgreSQL primary.
 
 A host crash that takes Patroni's leader and etcd's leader at once costs an
