@@ -53,6 +53,11 @@ def psql(host, sql, port=None, address='127.0.0.1'):
     return host.check_output(cmd)
 
 
+def address_of(host, name):
+    """The IPv4 address a lab host name resolves to, as seen from host."""
+    return host.check_output("getent ahostsv4 %s | awk 'NR==1 {print $1}'" % name)
+
+
 def _quote(sql):
     return "'" + sql.replace("'", "'\\''") + "'"
 
@@ -147,7 +152,7 @@ def test_superuser_is_refused_through_haproxy(host, lab_hosts, port):
     address; an ordinary account passes the same way (test above and below).
     """
     name = host.backend.get_hostname()
-    address = host.check_output("getent ahostsv4 %s | awk 'NR==1 {print $1}'" % name)
+    address = address_of(host, name)
     for target in ('127.0.0.1', address):
         cmd = host.run("%s psql -XAtq -h %s -p %d -U postgres -d postgres -c 'SELECT 1'" % (SUPERUSER_PGPASSWORD, target, port))
         assert cmd.rc != 0, (target, port, cmd.stdout)
@@ -173,8 +178,8 @@ def test_replication_needs_tls_and_the_members_client_certificate(host, cluster)
     leader = [n for n, m in cluster.items() if m['Role'] == 'Leader'][0]
     if host.backend.get_hostname() == leader:
         pytest.skip('asked from the replicas')
-    address = host.check_output("getent ahostsv4 %s | awk 'NR==1 {print $1}'" % leader)
-    own_address = host.check_output("getent ahostsv4 %s | awk 'NR==1 {print $1}'" % host.backend.get_hostname())
+    address = address_of(host, leader)
+    own_address = address_of(host, host.backend.get_hostname())
     password = config_pgpassword('replication')
 
     def replicate(dsn):
@@ -196,7 +201,7 @@ def test_replication_needs_tls_and_the_members_client_certificate(host, cluster)
 @pytest.mark.parametrize('port', [5000, 5001])
 def test_clients_verify_the_servers_certificate_through_haproxy(host, port):
     name = host.backend.get_hostname()
-    address = host.check_output("getent ahostsv4 %s | awk 'NR==1 {print $1}'" % name)
+    address = address_of(host, name)
     out = host.check_output("PGPASSWORD=%s psql -XAtq 'host=%s port=%d user=%s dbname=postgres sslmode=verify-full sslrootcert=%s' "
                             "-c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'"
                             % (APP_PASSWORD, address, port, APP_USER, POSTGRESQL_CA))
