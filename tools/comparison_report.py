@@ -23,12 +23,15 @@ import yaml
 FAULT_CLASSES = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'playbooks', 'faults', 'classes.yml')
 
 
-def _fault_order():
+def _fault_classes():
     with open(FAULT_CLASSES) as handle:
-        return yaml.safe_load(handle)['fault_classes']
+        return yaml.safe_load(handle)
 
 
-FAULT_ORDER = _fault_order()
+FAULT_ORDER = _fault_classes()['fault_classes']
+# A fault that needs a descriptor key (agent_kill: agent_services) does not apply
+# to a solution without it; compare.yml skips it there.
+FAULT_NEEDS = _fault_classes().get('fault_needs', {})
 
 
 def load_solutions(directory):
@@ -48,6 +51,7 @@ def load_solutions(directory):
         profiles = descriptor.get('profiles', [])
         fact['defaults_profile'] = next((p['name'] for p in profiles if not p.get('overrides')), None)
         fact['status_command'] = bool(descriptor.get('monitor_primary_command'))
+        fact['faults_not_applicable'] = [fault for fault, key in FAULT_NEEDS.items() if not descriptor.get(key)]
         fact['no_loss_profiles'] = [p['name'] for p in profiles
                                     if _promises_no_loss(descriptor.get('expect_no_loss', False), p.get('overrides') or {})]
         solutions[descriptor['name']] = fact
@@ -286,7 +290,10 @@ def score(ha, facts, summaries):
         }
     no_loss = [s for s in summaries if s['profile'] in fact.get('no_loss_profiles', [])]
     crash = defaults['by_fault'].get('host_crash')
-    measured = '%d of %d fault classes measured' % (len(defaults['rows']), len(FAULT_ORDER))
+    applicable = [fault for fault in FAULT_ORDER if fault not in fact.get('faults_not_applicable', [])]
+    measured = '%d of %d fault classes measured' % (len(defaults['rows']), len(applicable))
+    if len(applicable) < len(FAULT_ORDER):
+        measured += ' (%s do not apply)' % ', '.join(f for f in FAULT_ORDER if f not in applicable)
     if crash is not None and crash['rto_median'] is not None:
         outage = 'median write outage %.1f s, worst %.1f s over %d host crash(es)' % (
             crash['rto_median'], crash['rto_worst'], crash['runs'])
@@ -382,8 +389,8 @@ def plot(groups, path):
     """The fault matrix: one row per solution and profile, one column per fault
     class; each cell shows the median / worst write outage, coloured by the
     median (log scale), with lost writes (L), split-brain observations (S),
-    failed drills (F) and outages that are lower bounds (≥) marked; blank where
-    the fault was not run."""
+    failed drills (F) and outages that are lower bounds (≥) marked; grey where
+    the fault does not apply to the solution, blank where it was not run."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -398,6 +405,9 @@ def plot(groups, path):
         for x, fault in enumerate(faults):
             row = group['by_fault'].get(fault)
             if row is None:
+                if fault in group.get('not_applicable', []):
+                    ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, color='#EEEEEE'))
+                    ax.text(x, y, 'does not apply', ha='center', va='center', fontsize=7, color='#777777')
                 continue
             marks = ''.join(mark for mark, count in (('L', row['lost']), ('S', row['split_brain']), ('F', row['failed']))
                             if count)
@@ -444,6 +454,8 @@ def build_context(runs, facts):
     order = list(facts)
     # Per solution: the solution's stock settings, then this collection's tuned
     # defaults, then any other profile by name.
+    for group in groups:
+        group['not_applicable'] = facts.get(group['ha'], {}).get('faults_not_applicable', [])
     profile_order = ['stock', 'default', 'tuned']
     groups.sort(key=lambda g: (order.index(g['ha']) if g['ha'] in order else 99,
                                profile_order.index(g['profile']) if g['profile'] in profile_order else 99, g['profile']))

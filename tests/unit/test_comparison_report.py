@@ -312,3 +312,26 @@ def test_results_measured_with_other_settings_are_not_merged(tmp_path):
         settings={'pgpool_health_check_period': 2}, drills=[drill('host_crash', 5.0)])))
     with pytest.raises(SystemExit, match='other settings'):
         comparison_report.load_results(str(results))
+
+
+def test_faults_a_solution_lacks_the_means_for_do_not_apply(tmp_path):
+    """Streaming has no coordination layer and no HA agent: its dcs_partition and agent_kill
+    cells say so, where a fault that applies but was not run says "not run"."""
+    assert comparison_report.load_solutions(SOLUTIONS)['streaming']['faults_not_applicable'] == \
+        ['agent_kill', 'dcs_partition']
+    assert comparison_report.load_solutions(SOLUTIONS)['patroni']['faults_not_applicable'] == []
+    results = tmp_path / 'results'
+    results.mkdir()
+    for ha, profile in (('streaming', 'default'), ('patroni', 'tuned')):
+        (results / ('%s-%s.json' % (ha, profile))).write_text(json.dumps({
+            'ha': ha, 'profile': profile, 'settings': {},
+            'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
+            'drills': [drill('host_crash', 9.0), drill('agent_kill', 1.0)] if ha == 'patroni' else [drill('host_crash', 9.0)],
+            'machine': {}, 'started': 'a', 'finished': 'b'}))
+    output = tmp_path / 'comparison.md'
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
+                    '--solutions', SOLUTIONS, '--output', str(output)], check=True)
+    report = output.read_text()
+    assert '| streaming (default) | 9.0 / 9.0, lost 0 | does not apply | 90 |' in report
+    assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 1.0 / 1.0, lost 0 | 90 |' in report
+    assert '1 of 6 fault classes measured (dcs_partition, agent_kill do not apply)' in report
