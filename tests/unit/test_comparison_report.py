@@ -13,6 +13,14 @@ sys.path.insert(0, os.path.join(REPO, 'tools'))
 import comparison_report  # noqa: E402
 
 
+def render_report(tmp_path, results):
+    """Run the report tool as compare.yml does; the Markdown it wrote."""
+    output = tmp_path / 'comparison.md'
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
+                    '--solutions', SOLUTIONS, '--output', str(output)], check=True)
+    return output.read_text()
+
+
 def drill(fault, gap, lost=0, split=0, rejoin=3.0):
     return {'fault': fault, 'max_gap': gap, 'fault_to_first_write': gap + 0.1, 'lost_count': lost,
             'acknowledged': 100, 'split_brain_count': split, 'rejoin_seconds': rejoin, 'rejoined': True,
@@ -201,10 +209,7 @@ def test_renders_report_and_chart(tmp_path):
             'deploy': {'cold_seconds': 100, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
             'drills': [drill('host_crash', gap), drill('host_crash', gap + 1)],
             'machine': {'hostname': 'lab', 'cpus': 2, 'kernel': '6.1'}, 'started': 'a', 'finished': 'b'}))
-    output = tmp_path / 'comparison.md'
-    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
-                    '--solutions', SOLUTIONS, '--output', str(output)], check=True)
-    report = output.read_text()
+    report = render_report(tmp_path, results)
     assert '| host_crash | 2 | 35.5 / 36.0 |' in report
     assert '| host_crash | 2 | 8.5 / 9.0 |' in report
     assert report.index('stock settings') < report.index('tuned settings')
@@ -225,11 +230,7 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
         'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
         'drills': [dict(drill('host_crash', 9.0), stale_reads=3, reads={'succeeded': 500}), drill('postgres_kill', 2.0), failed],
         'machine': {}, 'started': 'a', 'finished': 'b'}))
-    output = tmp_path / 'comparison.md'
-    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
-                    '--solutions', SOLUTIONS, '--output', str(output)],
-                   check=True)
-    report = output.read_text()
+    report = render_report(tmp_path, results)
     assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 3.0 / 4.0, lost 0, 1 failed | 90 |' in report
     assert '- postgres_kill run 2: fatal: the old primary did not rejoin' in report
     assert '| 0 of 100 | 0 | n/a | n/a | 3 of 500 |' in report, 'stale reads of the host crash'
@@ -245,10 +246,7 @@ def test_a_fault_without_any_measurement_says_so(tmp_path):
         'ha': 'repmgr', 'profile': 'tuned', 'settings': {},
         'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
         'drills': [drill('host_crash', 6.0), unverified, broken], 'machine': {}, 'started': 'a', 'finished': 'b'}))
-    output = tmp_path / 'comparison.md'
-    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
-                    '--solutions', SOLUTIONS, '--output', str(output)], check=True)
-    report = output.read_text()
+    report = render_report(tmp_path, results)
     assert ('| repmgr (tuned) | 6.0 / 6.0, lost 0 | no measurement, 1 of 1 failed '
             '| 0.5 / 0.5, lost 0 (1 unverified), 1 failed | 90 |') in report
     assert '| host_freeze | 1 | n/a / n/a | n/a / n/a | 0 of 0 (1 run(s) unverified) |' in report
@@ -263,10 +261,7 @@ def test_every_system_of_the_study_has_a_row(tmp_path):
         'ha': 'streaming', 'profile': 'default', 'settings': {},
         'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
         'drills': [drill('host_crash', 14.0)], 'machine': {}, 'started': 'a', 'finished': 'b'}))
-    output = tmp_path / 'comparison.md'
-    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
-                    '--solutions', SOLUTIONS, '--output', str(output)], check=True)
-    table = output.read_text().split("## The study's four requirements", 1)[1].split('## Results per solution', 1)[0]
+    table = render_report(tmp_path, results).split("## The study's four requirements", 1)[1].split('## Results per solution', 1)[0]
     rows = {line.split(' | ')[0].lstrip('| '): line for line in table.splitlines() if line.startswith('| ') and '---' not in line}
     for title in ('Streaming replication (no failover manager)', 'Patroni on etcd', 'repmgr + repmgrd',
                   'Pgpool-II with watchdog', 'PAF on Pacemaker/Corosync', 'PGCluster', 'Raima Database Manager',
@@ -328,10 +323,7 @@ def test_faults_a_solution_lacks_the_means_for_do_not_apply(tmp_path):
             'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
             'drills': [drill('host_crash', 9.0), drill('agent_kill', 1.0)] if ha == 'patroni' else [drill('host_crash', 9.0)],
             'machine': {}, 'started': 'a', 'finished': 'b'}))
-    output = tmp_path / 'comparison.md'
-    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
-                    '--solutions', SOLUTIONS, '--output', str(output)], check=True)
-    report = output.read_text()
+    report = render_report(tmp_path, results)
     assert '| streaming (default) | 9.0 / 9.0, lost 0 | does not apply | 90 |' in report
     assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 1.0 / 1.0, lost 0 | 90 |' in report
     assert '1 of 6 fault classes measured (dcs_partition, agent_kill do not apply)' in report
