@@ -28,10 +28,11 @@ def _fault_classes():
         return yaml.safe_load(handle)
 
 
-FAULT_ORDER = _fault_classes()['fault_classes']
+_CLASSES = _fault_classes()
+FAULT_ORDER = _CLASSES['fault_classes']
 # A fault that needs a descriptor key (agent_kill: agent_services) does not apply
 # to a solution without it; compare.yml skips it there.
-FAULT_NEEDS = _fault_classes().get('fault_needs', {})
+FAULT_NEEDS = _CLASSES.get('fault_needs', {})
 
 
 def load_solutions(directory):
@@ -273,12 +274,17 @@ def _open_source_score(fact):
     return 5 if fact.get('distribution_packages') else 4
 
 
-def score(ha, facts, summaries):
-    """The study's four requirements, each with its score (None: not scored) and
-    the evidence behind it. `summaries` are the solution's measured groups."""
-    fact = facts.get(ha, {})
+def _defaults_group(fact, groups):
+    """The solution's measured group of the collection's defaults, or None."""
+    return next((g for g in groups if g['profile'] == fact.get('defaults_profile')), None)
+
+
+def score(fact, summaries):
+    """The study's four requirements for one solution (its descriptor facts), each
+    with its score (None: not scored) and the evidence behind it. `summaries` are
+    the solution's measured groups."""
     open_source = {'score': _open_source_score(fact), 'evidence': fact.get('license', '?')}
-    defaults = next((s for s in summaries if s['profile'] == fact.get('defaults_profile')), None)
+    defaults = _defaults_group(fact, summaries)
     if defaults is None:
         # Not measured with the collection's defaults: the study's description only.
         how = 'not measured' if fact.get('deployable') else 'not deployed here'
@@ -368,7 +374,7 @@ def which_one_when(solutions):
 
 def _solution_summary(ha, fact, mine):
     """What which_one_when and the scores read for one solution."""
-    defaults = next((g for g in mine if g['profile'] == fact.get('defaults_profile')), None)
+    defaults = _defaults_group(fact, mine)
     rows = defaults['rows'] if defaults else []
     no_loss_crash = next((g['by_fault']['host_crash'] for g in mine
                           if g['profile'] in fact.get('no_loss_profiles', []) and 'host_crash' in g['by_fault']), None)
@@ -381,7 +387,7 @@ def _solution_summary(ha, fact, mine):
         'split_brain_faults': [row['fault'] for row in rows if row['split_brain']],
         'lost': sum(row['lost'] for row in rows),
         'lost_faults': [row['fault'] for row in rows if row['lost']],
-        'score': score(ha, {ha: fact}, mine),
+        'score': score(fact, mine),
     }
 
 
@@ -451,11 +457,11 @@ def build_context(runs, facts):
             'finished': result.get('finished'),
             'parts': result.get('parts', []),
         })
+    for group in groups:
+        group['not_applicable'] = facts.get(group['ha'], {}).get('faults_not_applicable', [])
     order = list(facts)
     # Per solution: the solution's stock settings, then this collection's tuned
     # defaults, then any other profile by name.
-    for group in groups:
-        group['not_applicable'] = facts.get(group['ha'], {}).get('faults_not_applicable', [])
     profile_order = ['stock', 'default', 'tuned']
     groups.sort(key=lambda g: (order.index(g['ha']) if g['ha'] in order else 99,
                                profile_order.index(g['profile']) if g['profile'] in profile_order else 99, g['profile']))

@@ -88,22 +88,22 @@ AUTOMATIC = {'automatic_failover': True, 'license': 'MIT', 'open_source': True, 
 
 def test_monitoring_is_scored_with_the_time_its_status_showed_the_new_primary():
     crash = [dict(drill('host_crash', 9.0), monitor={'new_primary_shown': v}) for v in (7.5, 8.5, None)]
-    scored = comparison_report.score('patroni', {'patroni': AUTOMATIC}, [group('tuned', crash)])['monitoring']
+    scored = comparison_report.score(AUTOMATIC, [group('tuned', crash)])['monitoring']
     assert scored == {'score': 5, 'evidence': 'patronictl list; its status named the new primary 8.0 s after a host crash (median)'}
     slow = [dict(drill('host_crash', 9.0), monitor={'new_primary_shown': 25.0})]
-    assert comparison_report.score('patroni', {'patroni': AUTOMATIC}, [group('tuned', slow)])['monitoring']['score'] == 3
+    assert comparison_report.score(AUTOMATIC, [group('tuned', slow)])['monitoring']['score'] == 3
     # A status command whose timing was never measured is not scored (not scored low either).
-    unmeasured = comparison_report.score('patroni', {'patroni': AUTOMATIC}, [group('tuned', [drill('host_crash', 9.0)])])
+    unmeasured = comparison_report.score(AUTOMATIC, [group('tuned', [drill('host_crash', 9.0)])])
     assert unmeasured['monitoring']['score'] is None
     assert 'not measured' in unmeasured['monitoring']['evidence']
     # No status tool of its own: the lowest score, measured or not.
     sql_only = dict(AUTOMATIC, status_command=False)
-    assert comparison_report.score('x', {'x': sql_only}, [group('tuned', crash)])['monitoring']['score'] == 1
+    assert comparison_report.score(sql_only, [group('tuned', crash)])['monitoring']['score'] == 1
 
 
 def test_manual_failover_is_not_scored_as_automatic():
     facts = {'streaming': dict(AUTOMATIC, automatic_failover=False, defaults_profile='default')}
-    scored = comparison_report.score('streaming', facts, [group('default', [drill('host_crash', 2.0)])])
+    scored = comparison_report.score(facts['streaming'], [group('default', [drill('host_crash', 2.0)])])
     assert scored['failover']['score'] == 1
     assert scored['failover']['evidence'].startswith('manual only')
     assert '2 streaming replica' in scored['redundancy']['evidence']
@@ -118,44 +118,44 @@ def test_manual_failover_is_not_scored_as_automatic():
 ])
 def test_failover_score_bands_read_median_and_worst_of_the_host_crashes(gaps, expected):
     drills = [drill('host_crash', gap) for gap in gaps]
-    assert comparison_report.score('p', {'p': AUTOMATIC}, [group('tuned', drills)])['failover']['score'] == expected
+    assert comparison_report.score(AUTOMATIC, [group('tuned', drills)])['failover']['score'] == expected
 
 
 def test_failover_score_loses_a_point_per_broken_invariant_and_never_drops_below_one():
     fast = [drill('host_crash', 4.0)] * 3
     facts = {'p': AUTOMATIC}
     split = fast + [dict(drill('host_freeze', 5.0), split_brain_after_restore=True)]
-    assert comparison_report.score('p', facts, [group('tuned', split)])['failover']['score'] == 4
+    assert comparison_report.score(facts['p'], [group('tuned', split)])['failover']['score'] == 4
     lost = split + [drill('dcs_partition', 8.0, lost=402)]
-    scored = comparison_report.score('p', facts, [group('tuned', lost)])['failover']
+    scored = comparison_report.score(facts['p'], [group('tuned', lost)])['failover']
     assert scored['score'] == 3
     assert '402 acknowledged write(s) lost' in scored['evidence']
     stuck = lost + [dict(drill('network_partition', 0.1), fault_to_first_write=None, trailing_gap=30.0)]
-    assert comparison_report.score('p', facts, [group('tuned', stuck)])['failover']['score'] == 2
+    assert comparison_report.score(facts['p'], [group('tuned', stuck)])['failover']['score'] == 2
     slow = [drill('host_crash', 50.0)] + stuck[3:]
-    assert comparison_report.score('p', facts, [group('tuned', slow)])['failover']['score'] == 1
+    assert comparison_report.score(facts['p'], [group('tuned', slow)])['failover']['score'] == 1
     # A loss in the profile that promises none counts as well.
     broken_promise = [group('tuned', fast), group('synchronous', [drill('host_crash', 4.0, lost=1)])]
-    assert comparison_report.score('p', facts, broken_promise)['failover']['score'] == 4
+    assert comparison_report.score(facts['p'], broken_promise)['failover']['score'] == 4
 
 
 def test_redundancy_score_counts_standbys_rejoins_and_a_lossless_profile():
     facts = {'p': AUTOMATIC}
     crash = [drill('host_crash', 4.0)]
-    assert comparison_report.score('p', facts, [group('tuned', crash)])['redundancy']['score'] == 4
-    assert comparison_report.score('p', facts, [group('tuned', crash, replicas=1)])['redundancy']['score'] == 3
-    assert comparison_report.score('p', facts, [group('tuned', crash, replicas=0)])['redundancy']['score'] == 1
+    assert comparison_report.score(facts['p'], [group('tuned', crash)])['redundancy']['score'] == 4
+    assert comparison_report.score(facts['p'], [group('tuned', crash, replicas=1)])['redundancy']['score'] == 3
+    assert comparison_report.score(facts['p'], [group('tuned', crash, replicas=0)])['redundancy']['score'] == 1
     lossless = [group('tuned', crash), group('synchronous', [drill('host_crash', 5.0)])]
-    assert comparison_report.score('p', facts, lossless)['redundancy']['score'] == 5
+    assert comparison_report.score(facts['p'], lossless)['redundancy']['score'] == 5
     lossy = [group('tuned', crash), group('synchronous', [drill('host_crash', 5.0, lost=3)])]
-    assert comparison_report.score('p', facts, lossy)['redundancy']['score'] == 4
+    assert comparison_report.score(facts['p'], lossy)['redundancy']['score'] == 4
     not_rejoined = [group('tuned', [dict(drill('host_crash', 4.0), rejoined=False)])]
-    assert comparison_report.score('p', facts, not_rejoined)['redundancy']['score'] == 3
+    assert comparison_report.score(facts['p'], not_rejoined)['redundancy']['score'] == 3
 
 
 def test_open_source_score_and_unmeasured_solutions():
     facts = load_facts()
-    scored = {ha: comparison_report.score(ha, facts, []) for ha in facts}
+    scored = {ha: comparison_report.score(facts[ha], []) for ha in facts}
     assert scored['raima']['open_source']['score'] == 1
     assert scored['efm']['open_source']['score'] == 1
     assert scored['pgcluster']['open_source']['score'] == 2
