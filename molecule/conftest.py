@@ -17,7 +17,7 @@ import pytest
 import testinfra
 
 # nsenter: the scenarios' default (.config/molecule/config.yml), into the same containers.
-PODMAN_CONNECTIONS = ('containers.podman.podman', 'podman', 'community.docker.nsenter')
+PODMAN_CONNECTIONS = ('containers.podman.podman', 'podman', 'community.docker.nsenter', 'pgha.cluster.podman_nsenter')
 
 
 def pytest_configure(config):
