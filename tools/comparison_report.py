@@ -79,6 +79,7 @@ def load_results(results_dir):
         with open(path) as handle:
             result = json.load(handle)
         result.setdefault('parts', [_part(result, path)])
+        _set_aside_superseded_drills(result)
         key = (result['ha'], result.get('profile', 'default'))
         if key in merged:
             merged[key] = _merge(merged[key], result, path)
@@ -87,6 +88,18 @@ def load_results(results_dir):
     if not merged:
         raise SystemExit('no result files in %s' % results_dir)
     return list(merged.values())
+
+
+def _set_aside_superseded_drills(result):
+    """agent_kill runs that signalled every process of the agent's unit (before the
+    drill recorded agent_kill_whom) also killed PostgreSQL where it runs in that unit
+    (Patroni, PAF): kept in the JSON, not counted with runs of the agent alone."""
+    kept, aside = [], []
+    for drill in result.get('drills', []):
+        whole_unit = drill.get('fault') == 'agent_kill' and drill.get('agent_kill_whom') != 'main'
+        (aside if whole_unit else kept).append(drill)
+    result['drills'] = kept
+    result['set_aside'] = result.get('set_aside', []) + aside
 
 
 def _part(result, path):
@@ -108,6 +121,7 @@ def _merge(first, other, path):
     # the deployment's numbers and the machine come from the earliest run
     earliest = min(first, other, key=lambda r: r.get('started') or '')
     return dict(earliest, drills=first['drills'] + added, parts=first['parts'] + other['parts'],
+                set_aside=first.get('set_aside', []) + other.get('set_aside', []),
                 started=earliest.get('started'), finished=max(first.get('finished') or '', other.get('finished') or ''))
 
 
@@ -452,6 +466,7 @@ def build_context(runs, facts):
             'rows': rows,
             'by_fault': {row['fault']: row for row in rows},
             'errors': [d for d in result.get('drills', []) if d.get('error')],
+            'set_aside': result.get('set_aside', []),
             'machine': result.get('machine', {}),
             'started': result.get('started'),
             'finished': result.get('finished'),

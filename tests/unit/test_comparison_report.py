@@ -323,9 +323,28 @@ def test_faults_a_solution_lacks_the_means_for_do_not_apply(tmp_path):
         (results / ('%s-%s.json' % (ha, profile))).write_text(json.dumps({
             'ha': ha, 'profile': profile, 'settings': {},
             'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
-            'drills': [drill('host_crash', 9.0), drill('agent_kill', 1.0)] if ha == 'patroni' else [drill('host_crash', 9.0)],
+            'drills': ([drill('host_crash', 9.0), dict(drill('agent_kill', 1.0), agent_kill_whom='main')]
+                       if ha == 'patroni' else [drill('host_crash', 9.0)]),
             'machine': {}, 'started': 'a', 'finished': 'b'}))
     report = render_report(tmp_path, results)
     assert '| streaming (default) | 9.0 / 9.0, lost 0 | does not apply | 90 |' in report
     assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 1.0 / 1.0, lost 0 | 90 |' in report
     assert '1 of 6 fault classes measured (dcs_partition, agent_kill do not apply)' in report
+
+
+def test_agent_kill_runs_that_killed_the_whole_unit_are_set_aside(tmp_path):
+    """Before the drill recorded agent_kill_whom it killed every process of the agent's
+    unit (PostgreSQL too under Patroni): those runs stay in the JSON, out of the numbers."""
+    results = tmp_path / 'results'
+    results.mkdir()
+    (results / 'patroni-tuned.json').write_text(json.dumps(dict(_result(drills=[
+        drill('host_crash', 8.0), drill('agent_kill', 6.0), drill('agent_kill', 6.4)]), ha='patroni')))
+    (results / 'patroni-tuned.agent.json').write_text(json.dumps(dict(_result(drills=[
+        dict(drill('agent_kill', 2.0), agent_kill_whom='main')]), ha='patroni')))
+    (merged,) = comparison_report.load_results(str(results))
+    assert [d['max_gap'] for d in merged['drills'] if d['fault'] == 'agent_kill'] == [2.0]
+    assert [d['max_gap'] for d in merged['set_aside']] == [6.0, 6.4]
+    rows = {r['fault']: r for r in comparison_report.summarise(merged)}
+    assert (rows['agent_kill']['runs'], rows['agent_kill']['rto_worst']) == (1, 2.0)
+    report = render_report(tmp_path, results)
+    assert 'Not counted: 2 agent_kill run(s) of the earlier drill' in report
