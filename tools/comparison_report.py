@@ -46,7 +46,7 @@ def load_solutions(directory):
         with open(path) as handle:
             descriptor = yaml.safe_load(handle)['pgha_solution']
         fact = dict(descriptor.get('report', {}))
-        for key in ('title', 'deployable', 'reason', 'automatic_failover', 'order'):
+        for key in ('title', 'deployable', 'reason', 'automatic_failover', 'order', 'agent_unit_runs_postgresql'):
             if key in descriptor:
                 fact[key] = descriptor[key]
         profiles = descriptor.get('profiles', [])
@@ -79,7 +79,6 @@ def load_results(results_dir):
         with open(path) as handle:
             result = json.load(handle)
         result.setdefault('parts', [_part(result, path)])
-        _set_aside_superseded_drills(result)
         key = (result['ha'], result.get('profile', 'default'))
         if key in merged:
             merged[key] = _merge(merged[key], result, path)
@@ -90,16 +89,18 @@ def load_results(results_dir):
     return list(merged.values())
 
 
-def _set_aside_superseded_drills(result):
-    """agent_kill runs that signalled every process of the agent's unit (before the
-    drill recorded agent_kill_whom) also killed PostgreSQL where it runs in that unit
-    (Patroni, PAF): kept in the JSON, not counted with runs of the agent alone."""
+def set_aside_superseded_drills(result, fact):
+    """Where PostgreSQL runs inside the HA agent's systemd unit (the descriptor's
+    agent_unit_runs_postgresql: Patroni, PAF), agent_kill runs from before the drill
+    recorded agent_kill_whom signalled every process of that unit, PostgreSQL too:
+    kept in the JSON, not counted with runs that killed the agent alone."""
+    if not fact.get('agent_unit_runs_postgresql'):
+        return result
     kept, aside = [], []
     for drill in result.get('drills', []):
         whole_unit = drill.get('fault') == 'agent_kill' and drill.get('agent_kill_whom') != 'main'
         (aside if whole_unit else kept).append(drill)
-    result['drills'] = kept
-    result['set_aside'] = result.get('set_aside', []) + aside
+    return dict(result, drills=kept, set_aside=aside)
 
 
 def _part(result, path):
@@ -121,7 +122,6 @@ def _merge(first, other, path):
     # the deployment's numbers and the machine come from the earliest run
     earliest = min(first, other, key=lambda r: r.get('started') or '')
     return dict(earliest, drills=first['drills'] + added, parts=first['parts'] + other['parts'],
-                set_aside=first.get('set_aside', []) + other.get('set_aside', []),
                 started=earliest.get('started'), finished=max(first.get('finished') or '', other.get('finished') or ''))
 
 
@@ -456,6 +456,7 @@ def plot(groups, path):
 
 def build_context(runs, facts):
     groups = []
+    runs = [set_aside_superseded_drills(result, facts.get(result['ha'], {})) for result in runs]
     for result in runs:
         rows = summarise(result)
         groups.append({

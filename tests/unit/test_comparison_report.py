@@ -332,19 +332,24 @@ def test_faults_a_solution_lacks_the_means_for_do_not_apply(tmp_path):
     assert '1 of 6 fault classes measured (dcs_partition, agent_kill do not apply)' in report
 
 
-def test_agent_kill_runs_that_killed_the_whole_unit_are_set_aside(tmp_path):
+def test_agent_kill_runs_that_killed_postgresql_too_are_set_aside(tmp_path):
     """Before the drill recorded agent_kill_whom it killed every process of the agent's
-    unit (PostgreSQL too under Patroni): those runs stay in the JSON, out of the numbers."""
+    unit: under Patroni (PostgreSQL inside that unit) those runs stay in the JSON, out of
+    the numbers; under Pgpool-II (its own unit) they still count."""
+    facts = comparison_report.load_solutions(SOLUTIONS)
+    assert facts['patroni']['agent_unit_runs_postgresql'] and facts['paf']['agent_unit_runs_postgresql']
+    assert not facts['pgpool'].get('agent_unit_runs_postgresql')
     results = tmp_path / 'results'
     results.mkdir()
-    (results / 'patroni-tuned.json').write_text(json.dumps(dict(_result(drills=[
-        drill('host_crash', 8.0), drill('agent_kill', 6.0), drill('agent_kill', 6.4)]), ha='patroni')))
+    for ha in ('patroni', 'pgpool'):
+        (results / ('%s-tuned.json' % ha)).write_text(json.dumps(dict(_result(drills=[
+            drill('host_crash', 8.0), drill('agent_kill', 6.0), drill('agent_kill', 6.4)]), ha=ha)))
     (results / 'patroni-tuned.agent.json').write_text(json.dumps(dict(_result(drills=[
         dict(drill('agent_kill', 2.0), agent_kill_whom='main')]), ha='patroni')))
-    (merged,) = comparison_report.load_results(str(results))
-    assert [d['max_gap'] for d in merged['drills'] if d['fault'] == 'agent_kill'] == [2.0]
-    assert [d['max_gap'] for d in merged['set_aside']] == [6.0, 6.4]
-    rows = {r['fault']: r for r in comparison_report.summarise(merged)}
-    assert (rows['agent_kill']['runs'], rows['agent_kill']['rto_worst']) == (1, 2.0)
+    context = comparison_report.build_context(comparison_report.load_results(str(results)), facts)
+    groups = {g['ha']: g for g in context['groups']}
+    assert (groups['patroni']['by_fault']['agent_kill']['runs'], groups['patroni']['by_fault']['agent_kill']['rto_worst']) == (1, 2.0)
+    assert [d['max_gap'] for d in groups['patroni']['set_aside']] == [6.0, 6.4]
+    assert groups['pgpool']['by_fault']['agent_kill']['runs'] == 2 and not groups['pgpool']['set_aside']
     report = render_report(tmp_path, results)
-    assert 'Not counted: 2 agent_kill run(s) of the earlier drill' in report
+    assert report.count('Not counted: 2 agent_kill run(s) of the earlier drill') == 1
