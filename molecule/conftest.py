@@ -15,9 +15,13 @@ import subprocess
 
 import pytest
 import testinfra
+import yaml
 
-# nsenter: the scenarios' default (.config/molecule/config.yml), into the same containers.
-PODMAN_CONNECTIONS = ('containers.podman.podman', 'podman', 'community.docker.nsenter', 'pgha.cluster.podman_nsenter')
+# The connections that reach a lab container (the drills' list): testinfra then goes
+# through podman into the same containers.
+with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       'playbooks', 'faults', 'classes.yml')) as _classes:
+    PODMAN_CONNECTIONS = tuple(yaml.safe_load(_classes)['fault_lab_connections'])
 
 
 def pytest_configure(config):
