@@ -71,6 +71,8 @@ def test_no_fencing_without_the_lab_acknowledgement_is_refused(tmp_path):
     ({'pacemaker_fence_agent': 'rm -rf /'}, 'must name a fence_* agent'),
     ({'paf_conninfo_options': 'connect_timeout=2 sslmode=disable'}, 'must not set what the'),
     ({'postgresql_tls': False}, 'verifies the members\' certificates, but postgresql_tls is false'),
+    ({'paf_synchronous_mode': True, 'paf_synchronous_count': 3}, 'needs at least 1 and fewer than the 3'),
+    ({'paf_synchronous_mode': True, 'paf_synchronous_count': 0}, 'needs at least 1 and fewer than the 3'),
 ])
 def test_other_bad_settings_are_refused(tmp_path, extra, message):
     result, output = run_paf(tmp_path, dict(GOOD, **extra))
