@@ -46,7 +46,8 @@ def load_solutions(directory):
         with open(path) as handle:
             descriptor = yaml.safe_load(handle)['pgha_solution']
         fact = dict(descriptor.get('report', {}))
-        for key in ('title', 'deployable', 'reason', 'automatic_failover', 'order', 'agent_unit_runs_postgresql'):
+        for key in ('title', 'deployable', 'reason', 'automatic_failover', 'order', 'agent_unit_runs_postgresql',
+                    'monitor_tool'):
             if key in descriptor:
                 fact[key] = descriptor[key]
         profiles = descriptor.get('profiles', [])
@@ -93,11 +94,23 @@ def set_aside_superseded_drills(result, fact):
     """Where PostgreSQL runs inside the HA agent's systemd unit (the descriptor's
     agent_unit_runs_postgresql: Patroni, PAF), agent_kill runs from before the drill
     recorded agent_kill_whom signalled every process of that unit, PostgreSQL too:
-    kept in the JSON, not counted with runs that killed the agent alone."""
+    kept in the JSON, not counted with runs that killed the agent alone.
+
+    The solution's status is timed with the descriptor's monitor_primary_command;
+    when the descriptor names its tool (monitor_tool), a drill that polled another
+    tool keeps its outage numbers but not its status timing (monitor_superseded)."""
+    tool = fact.get('monitor_tool') or ''
+    drills = []
+    for drill in result.get('drills', []):
+        monitor = drill.get('monitor') or {}
+        if monitor and (monitor.get('tool') or '') != tool:
+            drill = dict(drill, monitor=None, monitor_superseded=monitor)
+        drills.append(drill)
+    result = dict(result, drills=drills)
     if not fact.get('agent_unit_runs_postgresql'):
         return result
     kept, aside = [], []
-    for drill in result.get('drills', []):
+    for drill in drills:
         whole_unit = drill.get('fault') == 'agent_kill' and drill.get('agent_kill_whom') != 'main'
         (aside if whole_unit else kept).append(drill)
     return dict(result, drills=kept, set_aside=aside)
@@ -161,6 +174,28 @@ def _write_outage(drill):
     return gap, False
 
 
+def _true(value):
+    return value in (True, 'True', 'true')
+
+
+def _reverted(drill):
+    """The old primary took the role back from the node promoted meanwhile. Drills from
+    before the drill recorded it are recognised by the same rule: another node was
+    promoted, yet the primary at the end is the one from before the fault."""
+    if 'reverted_to_old_primary' in drill:
+        return _true(drill['reverted_to_old_primary'])
+    return _true(drill.get('promoted_elsewhere')) and drill.get('new_primary') == drill.get('primary_before')
+
+
+def _lost_count(drill):
+    """Acknowledged writes missing at the end; None when unverified. A reverted drill from
+    before the drill counted its writes again on the old primary read them back from the
+    node promoted meanwhile, whose history was then discarded: unverified."""
+    if _reverted(drill) and 'reverted_to_old_primary' not in drill:
+        return None
+    return drill.get('lost_count')
+
+
 def summarise(result):
     """One row per fault class: median and worst of every measured quantity."""
     rows = []
@@ -181,13 +216,15 @@ def summarise(result):
             'unrecovered': sum(1 for gap, never_resumed in outages if never_resumed),
             'recovery_median': _median(recover),
             'recovery_worst': _worst(recover),
-            'lost': sum(int(d.get('lost_count') or 0) for d in drills),
+            'lost': sum(int(_lost_count(d) or 0) for d in drills),
             # Runs whose writes were never read back (a drill that failed before the check).
-            'unverified': sum(1 for d in drills if d.get('lost_count') is None),
+            'unverified': sum(1 for d in drills if _lost_count(d) is None),
             'acknowledged': sum(int(d.get('acknowledged') or 0) for d in drills),
             # Two primaries seen by the probe, plus an old primary that came back still a primary.
             'split_brain': sum(int(d.get('split_brain_count') or 0) + (1 if d.get('split_brain_after_restore') else 0)
                                for d in drills),
+            # The old primary took the role back from the node promoted meanwhile.
+            'reverted': sum(1 for d in drills if _reverted(d)),
             'restored_primary_worst': _worst([_seconds(d.get('restored_primary_seconds')) for d in drills]),
             # dcs_partition: how long the primary cut off from its coordination still took writes.
             'fenced_worst': _worst([_seconds(d.get('old_primary_writable_seconds')) for d in drills]) if cut_off else None,
@@ -196,8 +233,10 @@ def summarise(result):
             'monitor_shown_median': _median([_seconds((d.get('monitor') or {}).get('new_primary_shown'))
                                              for d in drills]),
             'rejoin_median': _median(rejoin),
-            'rejoined': sum(1 for d in drills if d.get('rejoined')),
-            'rejoin_methods': sorted({d.get('rejoin_method') for d in drills if d.get('rejoin_method')}),
+            # A reverted cluster is not whole: the node promoted meanwhile holds a newer history.
+            'rejoined': sum(1 for d in drills if d.get('rejoined') and not _reverted(d)),
+            'rejoin_methods': sorted({'none: the old primary took the role back' if _reverted(d) else d.get('rejoin_method')
+                                      for d in drills if d.get('rejoin_method') or _reverted(d)}),
             'failed': sum(1 for d in drills if d.get('error')),
             'stale_reads': _total([d.get('stale_reads') for d in drills]),
             'reads': _total([(d.get('reads') or {}).get('succeeded') for d in drills]),
@@ -468,6 +507,8 @@ def build_context(runs, facts):
             'by_fault': {row['fault']: row for row in rows},
             'errors': [d for d in result.get('drills', []) if d.get('error')],
             'set_aside': result.get('set_aside', []),
+            'monitor_superseded': sum(1 for d in result.get('drills', []) if d.get('monitor_superseded')),
+            'monitor_tool': facts.get(result['ha'], {}).get('monitor_tool') or '',
             'machine': result.get('machine', {}),
             'started': result.get('started'),
             'finished': result.get('finished'),
