@@ -46,8 +46,7 @@ def load_solutions(directory):
         with open(path) as handle:
             descriptor = yaml.safe_load(handle)['pgha_solution']
         fact = dict(descriptor.get('report', {}))
-        for key in ('title', 'deployable', 'reason', 'automatic_failover', 'order', 'agent_unit_runs_postgresql',
-                    'monitor_tool'):
+        for key in ('title', 'deployable', 'reason', 'automatic_failover', 'order', 'agent_unit_runs_postgresql'):
             if key in descriptor:
                 fact[key] = descriptor[key]
         profiles = descriptor.get('profiles', [])
@@ -94,23 +93,11 @@ def set_aside_superseded_drills(result, fact):
     """Where PostgreSQL runs inside the HA agent's systemd unit (the descriptor's
     agent_unit_runs_postgresql: Patroni, PAF), agent_kill runs from before the drill
     recorded agent_kill_whom signalled every process of that unit, PostgreSQL too:
-    kept in the JSON, not counted with runs that killed the agent alone.
-
-    The solution's status is timed with the descriptor's monitor_primary_command;
-    when the descriptor names its tool (monitor_tool), a drill that polled another
-    tool keeps its outage numbers but not its status timing (monitor_superseded)."""
-    tool = fact.get('monitor_tool') or ''
-    drills = []
-    for drill in result.get('drills', []):
-        monitor = drill.get('monitor') or {}
-        if monitor and (monitor.get('tool') or '') != tool:
-            drill = dict(drill, monitor=None, monitor_superseded=monitor)
-        drills.append(drill)
-    result = dict(result, drills=drills)
+    kept in the JSON, not counted with runs that killed the agent alone."""
     if not fact.get('agent_unit_runs_postgresql'):
         return result
     kept, aside = [], []
-    for drill in drills:
+    for drill in result.get('drills', []):
         whole_unit = drill.get('fault') == 'agent_kill' and drill.get('agent_kill_whom') != 'main'
         (aside if whole_unit else kept).append(drill)
     return dict(result, drills=kept, set_aside=aside)
@@ -507,8 +494,6 @@ def build_context(runs, facts):
             'by_fault': {row['fault']: row for row in rows},
             'errors': [d for d in result.get('drills', []) if d.get('error')],
             'set_aside': result.get('set_aside', []),
-            'monitor_superseded': sum(1 for d in result.get('drills', []) if d.get('monitor_superseded')),
-            'monitor_tool': facts.get(result['ha'], {}).get('monitor_tool') or '',
             'machine': result.get('machine', {}),
             'started': result.get('started'),
             'finished': result.get('finished'),

@@ -355,28 +355,6 @@ def test_agent_kill_runs_that_killed_postgresql_too_are_set_aside(tmp_path):
     assert report.count('Not counted: 2 agent_kill run(s) of the earlier drill') == 1
 
 
-def test_status_timings_polled_with_another_tool_are_not_counted(tmp_path):
-    """Pgpool-II's status is timed with pcp_node_info (its descriptor's monitor_tool): drills
-    that polled SHOW pool_nodes keep their outage numbers, not their status timing."""
-    facts = comparison_report.load_solutions(SOLUTIONS)
-    assert facts['pgpool']['monitor_tool'] == 'pcp_node_info'
-    results = tmp_path / 'results'
-    results.mkdir()
-    (results / 'pgpool-tuned.json').write_text(json.dumps(_result(drills=[
-        dict(drill('host_crash', 5.0), monitor={'new_primary_shown': 21.3, 'new_primary': 'pg2'}),
-        dict(drill('host_crash', 4.0), monitor={'new_primary_shown': 22.5, 'new_primary': 'pg1'}),
-        dict(drill('host_crash', 3.0), monitor={'new_primary_shown': 3.5, 'new_primary': 'pg2',
-                                                'tool': 'pcp_node_info'})])))
-    context = comparison_report.build_context(comparison_report.load_results(str(results)), facts)
-    (group,) = context['groups']
-    crash = group['by_fault']['host_crash']
-    assert (crash['runs'], crash['rto_median'], crash['monitor_shown_median']) == (3, 4.0, 3.5)
-    assert group['monitor_superseded'] == 2
-    report = render_report(tmp_path, results)
-    assert 'Status timing not counted for 2 drill(s)' in report
-    assert "its status named the new primary 3.5 s after a host crash (median)" in report
-
-
 def test_a_run_where_the_old_primary_took_the_role_back_is_named(tmp_path):
     """PAF without fencing: a resumed frozen primary was kept promoted and the node promoted
     meanwhile demoted; the writes counted again on the old primary show as lost."""

@@ -24,7 +24,7 @@ COMMON_KEYS = {'name', 'order', 'title', 'deployable', 'report'}
 DEPLOYABLE_KEYS = COMMON_KEYS | {'role', 'deploy_playbook', 'endpoints', 'automatic_failover', 'rejoin', 'rejoin_method',
                                  'drill_failover_vars', 'expect_no_loss', 'profiles'}
 OPTIONAL_DEPLOYABLE_KEYS = {'agent_services', 'monitor_primary_command', 'coordination_ports', 'metrics_endpoints',
-                            'agent_unit_runs_postgresql', 'monitor_tool'}
+                            'agent_unit_runs_postgresql'}
 NOT_DEPLOYABLE_KEYS = COMMON_KEYS | {'reason'}
 REPORT_KEYS = {'license', 'open_source', 'versions', 'redundancy', 'monitoring', 'failover_how'}
 OPTIONAL_REPORT_KEYS = {'sources', 'distribution_packages', 'maintained'}
