@@ -103,3 +103,36 @@ def test_keeps_pgpools_candidate_when_no_standby_has_more_wal(primary_and_two_st
     assert 'received more WAL' not in result.stderr, result.stderr
     wait_for(lambda: first.in_recovery() is False, what='pg2 promoted')
     assert second.in_recovery() is True
+
+
+def test_a_candidate_already_promoted_is_kept_and_no_other_standby_promoted(primary_and_two_standbys, pg_bin_dir,
+                                                                           tmp_path):
+    """Pgpool-II may run the failover command again after the candidate was promoted. Its
+    WAL position then reads as nothing (it is no standby), and the script used to take any
+    standby for "ahead" of it and promote a second primary."""
+    primary, first, second = primary_and_two_standbys
+    primary.stop(mode='fast')
+    first.sql('SELECT pg_promote(true, 60)')
+    wait_for(lambda: first.in_recovery() is False, what='pg2 promoted')
+
+    result = run_failover(render_script(tmp_path, [primary, first, second]), pg_bin_dir,
+                          failed_id=0, candidate_id=1, candidate=first)
+
+    assert result.returncode == 0, result.stderr
+    assert 'node 1 (127.0.0.1) already runs as primary' in result.stderr, result.stderr
+    assert 'received more WAL' not in result.stderr, result.stderr
+    assert second.in_recovery() is True
+    assert first.in_recovery() is False
+
+
+def test_a_candidate_that_does_not_answer_gives_way_to_a_live_standby(primary_and_two_standbys, pg_bin_dir, tmp_path):
+    primary, first, second = primary_and_two_standbys
+    primary.stop(mode='fast')
+    first.stop(mode='immediate')
+
+    result = run_failover(render_script(tmp_path, [primary, first, second]), pg_bin_dir,
+                          failed_id=0, candidate_id=1, candidate=first)
+
+    assert result.returncode == 0, result.stderr
+    assert 'node 1 (127.0.0.1) does not answer: looking for another standby' in result.stderr, result.stderr
+    wait_for(lambda: second.in_recovery() is False, what='pg3 promoted')
