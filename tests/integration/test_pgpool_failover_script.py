@@ -105,8 +105,8 @@ def test_keeps_pgpools_candidate_when_no_standby_has_more_wal(primary_and_two_st
     assert second.in_recovery() is True
 
 
-def test_a_candidate_already_promoted_is_kept_and_no_other_standby_promoted(primary_and_two_standbys, pg_bin_dir,
-                                                                           tmp_path):
+def test_a_candidate_already_promoted_is_kept_and_no_other_standby_promoted(
+        primary_and_two_standbys, pg_bin_dir, tmp_path):
     """Pgpool-II may run the failover command again after the candidate was promoted. Its
     WAL position then reads as nothing (it is no standby), and the script used to take any
     standby for "ahead" of it and promote a second primary."""
