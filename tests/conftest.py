@@ -5,6 +5,7 @@ symlink so that their ``ansible_collections.pgha.cluster...`` imports resolve
 exactly as they do when the collection is installed.
 """
 import os
+import shutil
 import sys
 import tempfile
 
@@ -17,3 +18,25 @@ os.environ['ANSIBLE_COLLECTIONS_PATH'] = _COLLECTIONS_ROOT + os.pathsep + os.env
     'ANSIBLE_COLLECTIONS_PATH', '')
 
 pytest_plugins = ['tests.helpers.fixtures']
+
+# The test servers run as postgres, so their directories' parents must be open to
+# it (tests/helpers/fixtures.py adds o+x). Under pytest's shared
+# /tmp/pytest-of-<user>, any other pytest starting meanwhile (a Molecule scenario's
+# verify step, beside this run in `make test`) sets that directory back to 0700 and
+# the next server start fails with "Permission denied". So each run gets a temporary
+# directory of its own, removed when every test passed and kept for a look otherwise.
+_OWN_BASETEMP = None
+
+
+def pytest_configure(config):
+    global _OWN_BASETEMP
+    if config.option.basetemp is None:
+        _OWN_BASETEMP = tempfile.mkdtemp(prefix='pgha-pytest-')
+        config.option.basetemp = _OWN_BASETEMP
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _OWN_BASETEMP and exitstatus == 0:
+        shutil.rmtree(_OWN_BASETEMP, ignore_errors=True)
+    elif _OWN_BASETEMP:
+        session.config.get_terminal_writer().line('test directories kept in %s' % _OWN_BASETEMP)

@@ -5,7 +5,9 @@ Usage: python3 tools/run_parallel.py [--jobs N] [--alone NAME]... [--log-dir DIR
 Each job runs in its own process group with its output in DIR/NAME.log; a line is
 printed when a job starts and ends. Jobs start in the order given (put the longest
 first). After a failure no new job starts, the running ones finish, and the end of
-every failed job's log is printed. A job that outlives --timeout is ended (its
+every failed job's log is printed; the lines that name the failure (Ansible's
+failed tasks, pytest's failed tests) are printed once more at the very end, where a
+CI page that keeps only the last lines of the output still shows them. A job that outlives --timeout is ended (its
 process group, which this script started). Exit status 0 only if every job passed.
 
 A job named with --alone runs with no other job beside it: it waits until the lanes
@@ -19,12 +21,20 @@ waiting on systemd, package installs and failover timers, not on the CPU.
 """
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 LOG_TAIL_LINES = 400
+EXCERPT_LINES = 8
+EXCERPT_LINE_CHARS = 1200
+ANSI_ESCAPE = re.compile(r'\x1b\[[0-9;]*m')
+# Ansible: "fatal: [host]: FAILED! => ...", "failed: [host] (item=...) => ...";
+# pytest: "FAILED tests/...", "ERROR tests/...", "E   assert ...".
+FAILURE_LINE = re.compile(r'^\s*(fatal: \[|failed: \[|FAILED |ERROR |E {3})')
+ANSIBLE_TASK = re.compile(r'TASK \[(.*)\]')
 
 
 def parse_job(text):
@@ -60,6 +70,25 @@ def tail(path, lines):
     with open(path, errors='replace') as handle:
         content = handle.readlines()
     return ''.join(content[-lines:])
+
+
+def failure_excerpt(path):
+    """The lines of a log that name why it failed, each after the Ansible task it belongs to."""
+    excerpt = []
+    task = None
+    with open(path, errors='replace') as handle:
+        for raw in handle:
+            line = ANSI_ESCAPE.sub('', raw).strip().lstrip('\u2502').strip()  # molecule may frame lines with a bar
+            found = ANSIBLE_TASK.search(line)
+            if found:
+                task = found.group(1)
+            elif line == '...ignoring' and excerpt:
+                excerpt.pop()  # the failure just above was ignored by the task
+            elif FAILURE_LINE.match(line) and not line.startswith('FAILED - RETRYING'):
+                if len(line) > EXCERPT_LINE_CHARS:
+                    line = line[:EXCERPT_LINE_CHARS] + ' [...]'
+                excerpt.append('TASK [%s]: %s' % (task, line) if task and line.startswith(('fatal', 'failed')) else line)
+    return excerpt[-EXCERPT_LINES:]
 
 
 def main():
@@ -135,6 +164,11 @@ def main():
         print('    %-28s %5d s  %s' % (name, seconds, 'passed' if code == 0 else 'FAILED'))
     for name, _command in pending:
         print('    %-28s     -    not started' % name)
+    for name, code, _seconds in results:
+        if code != 0:
+            print('==> why %s failed (%s):' % (name, os.path.join(args.log_dir, name + '.log')))
+            for line in failure_excerpt(os.path.join(args.log_dir, name + '.log')) or ['(no failed task or test named in the log)']:
+                print('    ' + line)
     return 1 if failed or pending else 0
 
 

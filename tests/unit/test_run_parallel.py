@@ -85,3 +85,23 @@ def test_a_job_run_alone_has_no_neighbour(tmp_path):
 
 def test_alone_must_name_a_job(tmp_path):
     assert run(tmp_path, '--alone', 'missing', 'one=true').returncode == 2
+
+
+def test_the_failure_is_named_at_the_very_end(tmp_path):
+    # An Ansible log: an ignored failure, retries, then the task that failed the run.
+    log = tmp_path / 'ansible-output'
+    log.write_text('\n'.join([
+        'TASK [Probe something optional] ****',
+        'fatal: [pg1]: FAILED! => {"msg": "optional probe"}',
+        '...ignoring',
+        '\x1b[2m\u2502\x1b[0m TASK [paf : Wait for the promotion] ****',
+        'FAILED - RETRYING: [pg1]: Wait for the promotion (120 retries left).',
+        '\x1b[2m\u2502\x1b[0m \x1b[31mfatal: [pg1]: FAILED! => {"msg": "the real reason"}\x1b[0m',
+        'PLAY RECAP ****',
+    ]) + '\n')
+    result = run(tmp_path, 'converge=cat %s; exit 2' % log)
+    assert result.returncode == 1
+    why = result.stdout[result.stdout.index('==> why converge failed'):]
+    assert 'TASK [paf : Wait for the promotion]: fatal: [pg1]: FAILED! => {"msg": "the real reason"}' in why
+    assert 'optional probe' not in why
+    assert 'RETRYING' not in why
