@@ -40,3 +40,8 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_OWN_BASETEMP, ignore_errors=True)
     elif _OWN_BASETEMP:
         session.config.get_terminal_writer().line('test directories kept in %s' % _OWN_BASETEMP)
+
+
+def pytest_unconfigure(config):
+    # Only the symlink to this checkout lives there; rmtree removes a symlink, never what it points to.
+    shutil.rmtree(_COLLECTIONS_ROOT, ignore_errors=True)
