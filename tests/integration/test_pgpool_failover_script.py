@@ -43,8 +43,11 @@ def render_script(tmp_path, instances):
     return script
 
 
-def run_failover(script, pg_bin_dir, failed_id, candidate_id, candidate):
-    """As Pgpool-II calls it: %d %h %m %H %r %P (the failed node was the primary)."""
+def fail_over_pg1(tmp_path, pg_bin_dir, instances):
+    """The role's script for these instances, run as Pgpool-II runs it when pg1 (node 0,
+    the primary) failed and pg2 (node 1) is its candidate: %d %h %m %H %r %P."""
+    script = render_script(tmp_path, instances)
+    failed_id, candidate_id, candidate = 0, 1, instances[1]
     env = dict(os.environ, PATH=pg_bin_dir + ':' + os.environ['PATH'])
     return subprocess.run(['sh', str(script), str(failed_id), '127.0.0.1', str(candidate_id), '127.0.0.1',
                            str(candidate.port), str(failed_id)],
@@ -78,8 +81,7 @@ def test_promotes_the_standby_with_the_most_wal_not_pgpools_candidate(primary_an
     wait_for(lambda: caught_up(ahead, lsn), what='pg3 received the commit')
     primary.stop(mode='immediate')
 
-    result = run_failover(render_script(tmp_path, [primary, behind, ahead]), pg_bin_dir,
-                          failed_id=0, candidate_id=1, candidate=behind)
+    result = fail_over_pg1(tmp_path, pg_bin_dir, [primary, behind, ahead])
 
     assert result.returncode == 0, result.stderr
     assert 'node 2 (127.0.0.1) has received more WAL' in result.stderr, result.stderr
@@ -96,8 +98,7 @@ def test_keeps_pgpools_candidate_when_no_standby_has_more_wal(primary_and_two_st
     wait_for(lambda: first.scalar('SELECT pg_last_wal_receive_lsn()') == second.scalar('SELECT pg_last_wal_receive_lsn()'),
              what='both standbys at the same WAL')
 
-    result = run_failover(render_script(tmp_path, [primary, first, second]), pg_bin_dir,
-                          failed_id=0, candidate_id=1, candidate=first)
+    result = fail_over_pg1(tmp_path, pg_bin_dir, [primary, first, second])
 
     assert result.returncode == 0, result.stderr
     assert 'received more WAL' not in result.stderr, result.stderr
@@ -115,8 +116,7 @@ def test_a_candidate_already_promoted_is_kept_and_no_other_standby_promoted(
     first.sql('SELECT pg_promote(true, 60)')
     wait_for(lambda: first.in_recovery() is False, what='pg2 promoted')
 
-    result = run_failover(render_script(tmp_path, [primary, first, second]), pg_bin_dir,
-                          failed_id=0, candidate_id=1, candidate=first)
+    result = fail_over_pg1(tmp_path, pg_bin_dir, [primary, first, second])
 
     assert result.returncode == 0, result.stderr
     assert 'node 1 (127.0.0.1) already runs as primary' in result.stderr, result.stderr
@@ -130,8 +130,7 @@ def test_a_candidate_that_does_not_answer_gives_way_to_a_live_standby(primary_an
     primary.stop(mode='fast')
     first.stop(mode='immediate')
 
-    result = run_failover(render_script(tmp_path, [primary, first, second]), pg_bin_dir,
-                          failed_id=0, candidate_id=1, candidate=first)
+    result = fail_over_pg1(tmp_path, pg_bin_dir, [primary, first, second])
 
     assert result.returncode == 0, result.stderr
     assert 'node 1 (127.0.0.1) does not answer: looking for another standby' in result.stderr, result.stderr
