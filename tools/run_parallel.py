@@ -6,9 +6,10 @@ Each job runs in its own process group with its output in DIR/NAME.log; a line i
 printed when a job starts and ends. Jobs start in the order given (put the longest
 first). After a failure no new job starts, the running ones finish, and the end of
 every failed job's log is printed; the lines that name the failure (Ansible's
-failed tasks, pytest's failed tests) are printed once more at the very end, where a
-CI page that keeps only the last lines of the output still shows them. A job that outlives --timeout is ended (its
-process group, which this script started). Exit status 0 only if every job passed.
+failed tasks, pytest's failed tests) are printed once more at the very end, where
+a CI page that keeps only the last lines of the output still shows them. A job
+that outlives --timeout is ended (its process group, which this script started).
+Exit status 0 only if every job passed.
 
 A job named with --alone runs with no other job beside it: it waits until the lanes
 are empty and no job starts until it ends. The comparison drills are such jobs:
@@ -33,7 +34,7 @@ EXCERPT_LINE_CHARS = 1200
 ANSI_ESCAPE = re.compile(r'\x1b\[[0-9;]*m')
 # Ansible: "fatal: [host]: FAILED! => ...", "failed: [host] (item=...) => ...";
 # pytest: "FAILED tests/...", "ERROR tests/...", "E   assert ...".
-FAILURE_LINE = re.compile(r'^\s*(fatal: \[|failed: \[|FAILED |ERROR |E {3})')
+FAILURE_LINE = re.compile(r'^(fatal: \[|failed: \[|FAILED |ERROR |E {3})')
 ANSIBLE_TASK = re.compile(r'TASK \[(.*)\]')
 
 
@@ -118,6 +119,7 @@ def main():
     pending = list(args.job)
     running = {}  # name -> (process, log handle, start time)
     results = []  # (name, status, seconds)
+    failed_logs = []  # (name, log path) of each failed job
     failed = False
     suite_start = time.monotonic()
 
@@ -150,6 +152,7 @@ def main():
                 print('==> %s %s in %d s' % (name, status, elapsed), flush=True)
                 if process.returncode != 0:
                     failed = True
+                    failed_logs.append((name, log.name))
                     print('---- last %d lines of %s ----' % (LOG_TAIL_LINES, log.name), flush=True)
                     print(tail(log.name, LOG_TAIL_LINES), flush=True)
                     print('---- end of %s ----' % log.name, flush=True)
@@ -164,11 +167,10 @@ def main():
         print('    %-28s %5d s  %s' % (name, seconds, 'passed' if code == 0 else 'FAILED'))
     for name, _command in pending:
         print('    %-28s     -    not started' % name)
-    for name, code, _seconds in results:
-        if code != 0:
-            print('==> why %s failed (%s):' % (name, os.path.join(args.log_dir, name + '.log')))
-            for line in failure_excerpt(os.path.join(args.log_dir, name + '.log')) or ['(no failed task or test named in the log)']:
-                print('    ' + line)
+    for name, log_path in failed_logs:
+        print('==> why %s failed (%s):' % (name, log_path))
+        for line in failure_excerpt(log_path) or ['(no failed task or test named in the log)']:
+            print('    ' + line)
     return 1 if failed or pending else 0
 
 
