@@ -223,6 +223,11 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     ({'repmgr_members': ['db-1', 'db-2', 'db-3', 'db-4'], 'repmgr_primary': 'db-1',
       'repmgr_fence_isolated_primary': False}, 'has 4 members'),
     ({'repmgr_fence_timeout': 0}, 'repmgr_fence_timeout (0) at least 1'),
+    # synchronous: a commit waiting for more standbys than there are others, or a
+    # synchronous_standby_names of the user's next to the one the role writes
+    ({'repmgr_synchronous_mode': True, 'repmgr_synchronous_count': 3}, 'repmgr_synchronous_count (3) of at least 1'),
+    ({'repmgr_synchronous_mode': True, 'postgresql_settings': {'synchronous_standby_names': '*'}},
+     'no synchronous_standby_names in postgresql_settings'),
     # retries shorter than the visibility window: repmgrd could promote nobody
     ({'repmgr_reconnect_attempts': 2}, 'must last at least two monitor intervals (2 s)'),
     ({'repmgr_reconnect_attempts': 6, 'repmgr_reconnect_interval': 10, 'repmgr_monitor_interval_secs': 31},

@@ -1,14 +1,15 @@
 """The repmgr cluster as PostgreSQL and repmgr report it, after converge and the side effects.
 
 side_effect.yml ran a switchover, a host crash of the primary that repmgrd
-failed over by itself, and the rejoin of the crashed primary: two promotions,
-so the primary is at least on timeline 3, and no marker written (and seen on
-every standby) before them may be missing.
+failed over by itself, the rejoin of the crashed primary, and a deployment
+again with synchronous replication on: two promotions, so the primary is at
+least on timeline 3, and no marker written (and seen on every standby, or
+confirmed by one) may be missing.
 """
 
 SERVICE = 'postgresql@15-main'
 REPMGR = '/usr/lib/postgresql/15/bin/repmgr -f /etc/repmgr.conf'
-MARKERS = ['before-switchover', 'before-crash']
+MARKERS = ['before-switchover', 'before-crash', 'synchronous']
 
 
 def run(node, command):
@@ -101,6 +102,16 @@ def test_members_reach_each_other_over_verified_tls(nodes, primary, standbys):
     encrypted = psql(nodes[primary], "SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) "
                                      "WHERE s.ssl")
     assert encrypted == str(len(standbys))
+
+
+def test_synchronous_replication_is_on_everywhere(nodes, primary, standbys):
+    """side_effect.yml deployed again with repmgr_synchronous_mode: the same rule on every member
+    (a promoted standby keeps it), and the primary counts both standbys as quorum candidates."""
+    wanted = 'ANY 1 (%s)' % ', '.join('"%s"' % member_name(n) for n in sorted(nodes))
+    for name, node in nodes.items():
+        assert psql(node, 'SHOW synchronous_standby_names') == wanted, name
+    states = psql(nodes[primary], "SELECT application_name, sync_state FROM pg_stat_replication ORDER BY 1").splitlines()
+    assert states == ['%s|quorum' % member_name(s) for s in standbys]
 
 
 def test_no_secret_in_any_log(assert_no_secret_logged):
