@@ -119,13 +119,12 @@ def main():
     pending = list(args.job)
     running = {}  # name -> (process, log handle, start time)
     results = []  # (name, status, seconds)
-    failed_logs = []  # (name, log path) of each failed job
-    failed = False
+    failed_logs = []  # (name, log path) of each failed job; once there is one, no job starts
     suite_start = time.monotonic()
 
     try:
         while pending or running:
-            while pending and not failed and len(running) < args.jobs:
+            while pending and not failed_logs and len(running) < args.jobs:
                 if alone & set(running) or (pending[0][0] in alone and running):
                     break
                 name, command = pending.pop(0)
@@ -135,7 +134,7 @@ def main():
                                            start_new_session=True)
                 running[name] = (process, log, time.monotonic())
                 print('==> start %s: %s' % (name, command), flush=True)
-            if failed and not running:
+            if failed_logs and not running:
                 break
             time.sleep(1)
             for name, (process, log, started) in list(running.items()):
@@ -151,7 +150,6 @@ def main():
                 results.append((name, process.returncode, int(elapsed)))
                 print('==> %s %s in %d s' % (name, status, elapsed), flush=True)
                 if process.returncode != 0:
-                    failed = True
                     failed_logs.append((name, log.name))
                     print('---- last %d lines of %s ----' % (LOG_TAIL_LINES, log.name), flush=True)
                     print(tail(log.name, LOG_TAIL_LINES), flush=True)
@@ -171,7 +169,7 @@ def main():
         print('==> why %s failed (%s):' % (name, log_path))
         for line in failure_excerpt(log_path) or ['(no failed task or test named in the log)']:
             print('    ' + line)
-    return 1 if failed or pending else 0
+    return 1 if failed_logs or pending else 0
 
 
 if __name__ == '__main__':
