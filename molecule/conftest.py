@@ -73,6 +73,20 @@ def standbys(roles, primary):
     return sorted(name for name in roles if name != primary)
 
 
+@pytest.fixture(scope='module')
+def assert_fence_in_place(nodes):
+    """A check of the shared fence (roles/primary_fence) under a unit name on every node: the
+    watch running and enabled, the start check loaded by systemd as an ExecStartPre of PostgreSQL."""
+    def check(unit):
+        for name, node in nodes.items():
+            assert node.service(unit).is_running, (name, unit)
+            assert node.service(unit).is_enabled, (name, unit)
+            # loaded by systemd, not only written
+            start_pre = node.check_output('systemctl show -p ExecStartPre postgresql@15-main')
+            assert '/usr/local/lib/%s' % unit in start_pre and 'start-check' in start_pre, (name, start_pre)
+    return check
+
+
 # Run on a node: its whole journal (text, plus the binary files under
 # /var/log/journal, which also hold fields such as a process's command line),
 # every file under /var/log and under the directories given as arguments,

@@ -223,6 +223,10 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     ({'repmgr_members': ['db-1', 'db-2', 'db-3', 'db-4'], 'repmgr_primary': 'db-1',
       'repmgr_fence_isolated_primary': False}, 'has 4 members'),
     ({'repmgr_fence_timeout': 0}, 'repmgr_fence_timeout (0) at least 1'),
+    # the watch of the shared fence: below two intervals one round of refused
+    # connections would stop a primary
+    ({'repmgr_fence_isolated_after': 1}, 'or at least two intervals'),
+    ({'repmgr_fence_interval': 0}, 'repmgr_fence_interval (0) must be at least 1 s'),
     # synchronous: a commit waiting for more standbys than there are others, or a
     # synchronous_standby_names of the user's next to the one the role writes
     ({'repmgr_synchronous_mode': True, 'repmgr_synchronous_count': 3}, 'repmgr_synchronous_count (3) of at least 1'),

@@ -166,13 +166,8 @@ def test_the_descriptors_monitor_command_names_the_primary(nodes, primary):
         assert out.stdout.split() == [member_name(primary)], (name, out.stdout)
 
 
-def test_the_fence_watches_every_member_and_the_start_check_is_in_place(nodes):
-    for name, node in nodes.items():
-        assert node.service('pgha-pgpool-fence').is_running, name
-        assert node.service('pgha-pgpool-fence').is_enabled, name
-        # loaded by systemd, not only written
-        start_pre = node.check_output('systemctl show -p ExecStartPre postgresql@15-main')
-        assert '/usr/local/lib/pgha-pgpool-fence' in start_pre and 'start-check' in start_pre, (name, start_pre)
+def test_the_fence_watches_every_member_and_the_start_check_is_in_place(assert_fence_in_place):
+    assert_fence_in_place('pgha-pgpool-fence')
 
 
 def test_no_secret_in_any_log(assert_no_secret_logged):

@@ -114,6 +114,10 @@ def test_synchronous_replication_is_on_everywhere(nodes, primary, standbys):
     assert states == ['%s|quorum' % member_name(s) for s in standbys]
 
 
+def test_the_fence_watches_every_member_and_the_start_check_is_in_place(assert_fence_in_place):
+    assert_fence_in_place('pgha-repmgr-fence')
+
+
 def test_no_secret_in_any_log(assert_no_secret_logged):
     """After the deployment, the re-run, the side effect and the checks above: no lab password in any log."""
     assert_no_secret_logged()
