@@ -212,7 +212,9 @@ def summarise(result):
                                for d in drills),
             # The old primary took the role back from the node promoted meanwhile.
             'reverted': sum(1 for d in drills if _reverted(d)),
-            'restored_primary_worst': _worst([_seconds(d.get('restored_primary_seconds')) for d in drills]),
+            # Only where another node was promoted meanwhile: with no failover the old primary rightly stays one.
+            'restored_primary_worst': _worst([_seconds(d.get('restored_primary_seconds')) for d in drills
+                                              if d.get('promoted_elsewhere', True)]),
             # dcs_partition: how long the primary cut off from its coordination still took writes.
             'fenced_worst': _worst([_seconds(d.get('old_primary_writable_seconds')) for d in drills]) if cut_off else None,
             'never_fenced': sum(1 for d in drills if d.get('old_primary_writable_at_end')) if cut_off else 0,

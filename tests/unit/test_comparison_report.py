@@ -64,6 +64,15 @@ def test_an_old_primary_back_as_a_primary_counts_as_split_brain():
     assert list(rows) == ['host_crash', 'host_freeze'], 'report order of faults/classes.yml'
 
 
+def test_an_old_primary_that_nobody_replaced_is_not_timed_as_still_primary():
+    """A freeze that no node failed over from leaves the old primary the primary, rightly."""
+    no_failover = dict(drill('host_freeze', 23.0), restored_primary_seconds=30.3, promoted_elsewhere=False)
+    replaced = dict(drill('host_freeze', 13.0), restored_primary_seconds=0, promoted_elsewhere=True)
+    rows = comparison_report.summarise({'drills': [no_failover, replaced]})
+    assert rows[0]['restored_primary_worst'] == 0
+    assert comparison_report.summarise({'drills': [no_failover]})[0]['restored_primary_worst'] is None
+
+
 def test_a_primary_cut_off_from_its_coordination_is_timed_until_it_stops_taking_writes():
     cut = [dict(drill('dcs_partition', 12.0), old_primary_writable_seconds=v, old_primary_writable_at_end=end)
            for v, end in ((6.1, False), (9.4, False), (2.0, False))]
