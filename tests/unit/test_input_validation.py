@@ -227,6 +227,7 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     # connections would stop a primary
     ({'repmgr_fence_isolated_after': 1}, 'or at least two intervals'),
     ({'repmgr_fence_interval': 0}, 'repmgr_fence_interval (0) must be at least 1 s'),
+    ({'repmgr_guard_abort_after': -1}, 'repmgr_guard_abort_after (-1) must be 0 (no guard)'),
     # synchronous: a commit waiting for more standbys than there are others, or a
     # synchronous_standby_names of the user's next to the one the role writes
     ({'repmgr_synchronous_mode': True, 'repmgr_synchronous_count': 3}, 'repmgr_synchronous_count (3) of at least 1'),
