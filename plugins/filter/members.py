@@ -8,12 +8,15 @@
 - ``member_name``: the ``application_name``/slot name of a member.
 - ``exporter_url``: where Prometheus scrapes a member's postgres_exporter (the
   postgresql role's ``postgresql_exporter_*`` variables).
+- ``file_in_place``: whether a file that ``find`` listed (with checksums) already
+  has a given content, owner, group and mode, so a copy of it can be skipped.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import ipaddress
 import re
 
@@ -118,6 +121,21 @@ def exporter_url(host_vars, default_port=9187):
     return 'http://%s:%d/metrics' % (address, port)
 
 
+def file_in_place(found_files, path, content, owner, group, mode):
+    """True when ``found_files`` (``find``'s ``files``, ``get_checksum: true``) has ``path`` with this content
+    (its SHA-1, as ``find`` computes it), owner, group and mode."""
+    if content is None:
+        return False
+    if not isinstance(content, bytes):
+        content = str(content).encode('utf-8')
+    checksum = hashlib.sha1(content).hexdigest()  # nosec - find's checksum, not a security measure
+    for found in found_files or []:
+        if found.get('path') == path:
+            return (found.get('checksum') == checksum and found.get('pw_name') == owner
+                    and found.get('gr_name') == group and found.get('mode') == mode)
+    return False
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -125,4 +143,5 @@ class FilterModule(object):
             'member_address': member_address,
             'member_name': member_name,
             'exporter_url': exporter_url,
+            'file_in_place': file_in_place,
         }

@@ -1,10 +1,14 @@
 """The filters and lookups the roles, drills and playbooks share."""
+import grp
+import hashlib
 import os
+import pwd
 
 import pytest
 from ansible.errors import AnsibleError
 
-from ansible_collections.pgha.cluster.plugins.filter.members import exporter_url, lsn_to_int, member_address, member_name
+from ansible_collections.pgha.cluster.plugins.filter.members import (
+    exporter_url, file_in_place, lsn_to_int, member_address, member_name)
 from ansible_collections.pgha.cluster.plugins.lookup.playbook_command import playbook_command
 from ansible_collections.pgha.cluster.plugins.lookup.solutions import load_descriptors
 
@@ -158,3 +162,24 @@ def test_monitor_report_refuses_a_bad_time():
     from ansible_collections.pgha.cluster.plugins.filter.monitor import monitor_report
     with pytest.raises(AnsibleFilterError):
         monitor_report('soon db1\n', 100.0, 'db1')
+
+
+def test_file_in_place_matches_find_on_real_files(tmp_path):
+    """find's checksum is the SHA-1 of the file's bytes; the filter compares the wanted text with it."""
+    path = tmp_path / 'server.crt'
+    path.write_text('-----BEGIN CERTIFICATE-----\nabc\n')
+    path.chmod(0o644)
+    stat = path.stat()
+    found = [{'path': str(path), 'checksum': hashlib.sha1(path.read_bytes()).hexdigest(),
+              'pw_name': pwd.getpwuid(stat.st_uid).pw_name, 'gr_name': grp.getgrgid(stat.st_gid).gr_name,
+              'mode': '0644'}]
+    owner, group = found[0]['pw_name'], found[0]['gr_name']
+    content = '-----BEGIN CERTIFICATE-----\nabc\n'
+    assert file_in_place(found, str(path), content, owner, group, '0644') is True
+    assert file_in_place(found, str(path), content.rstrip('\n'), owner, group, '0644') is False
+    assert file_in_place(found, str(path), content, owner, group, '0600') is False
+    assert file_in_place(found, str(path), content, 'nobody-else', group, '0644') is False
+    assert file_in_place(found, str(path), content, owner, 'nogroup-else', '0644') is False
+    assert file_in_place(found, str(tmp_path / 'server.key'), content, owner, group, '0644') is False
+    assert file_in_place(found, str(path), None, owner, group, '0644') is False
+    assert file_in_place([], str(path), content, owner, group, '0644') is False
