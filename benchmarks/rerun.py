@@ -149,7 +149,10 @@ def render(results):
              'Measured by `benchmarks/rerun.py` on the local lab (3 database containers and a client, reached through',
              'the `pgha.cluster.podman_nsenter` connection). Reproduce with:', '',
              '    .venv/bin/python benchmarks/rerun.py --ha <solution> ... --runs 3', '',
-             'A re-run is idempotent when it changed nothing; one that changed something is flagged.', '',
+             'A re-run is idempotent when it changed nothing; one that changed something is flagged.',
+             'Wall times of the same commit varied by up to 40 % between hours on the 2-CPU development machine:',
+             'compare rows measured in the same stretch of time (`--against REV --rounds N` alternates them).',
+             'CPU time counts Ansible and the modules it runs in the containers.', '',
              '| solution | commit | measured | machine | cold deploy (s) | re-runs | re-run median (s) | worst (s) '
              '| CPU per re-run, median (s) | changed on re-runs | tasks ok / skipped per re-run |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
