@@ -10,6 +10,8 @@
   postgresql role's ``postgresql_exporter_*`` variables).
 - ``file_in_place``: whether a file that ``find`` listed (with checksums) already
   has a given content, owner, group and mode, so a copy of it can be skipped.
+- ``dpkg_installed``: the installed packages among the lines of
+  ``dpkg-query --show --showformat '${Package} ${db:Status-Abbrev}\n'``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -136,6 +138,16 @@ def file_in_place(found_files, path, content, owner, group, mode):
     return False
 
 
+def dpkg_installed(lines):
+    """Names from ``'<package> <status abbreviation>'`` lines whose status is ``ii`` (installed, no error)."""
+    installed = []
+    for line in lines or []:
+        fields = str(line).split()
+        if len(fields) >= 2 and fields[1] == 'ii':
+            installed.append(fields[0])
+    return installed
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -144,4 +156,5 @@ class FilterModule(object):
             'member_name': member_name,
             'exporter_url': exporter_url,
             'file_in_place': file_in_place,
+            'dpkg_installed': dpkg_installed,
         }

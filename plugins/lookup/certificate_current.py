@@ -84,6 +84,7 @@ from ansible.utils.display import Display
 
 try:
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
     HAS_CRYPTOGRAPHY = True
@@ -185,10 +186,8 @@ def certificate_is_current(cert_path, key_path, ca_path, common_name, subject_al
         return False, 'the CA did not issue it'
     try:
         certificate.verify_directly_issued_by(ca)
-    except (ValueError, TypeError) as error:
-        return False, 'the CA\'s signature does not verify: %s' % error
-    except Exception as error:  # cryptography raises InvalidSignature, which subclasses Exception only
-        return False, 'the CA\'s signature does not verify: %s' % type(error).__name__
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError) as error:
+        return False, 'the CA\'s signature does not verify: %s' % (error or type(error).__name__)
     names = [attribute.value for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     if names != [common_name]:
         return False, 'common name %s, asked for %s' % (names, common_name)

@@ -8,7 +8,7 @@ import pytest
 from ansible.errors import AnsibleError
 
 from ansible_collections.pgha.cluster.plugins.filter.members import (
-    exporter_url, file_in_place, lsn_to_int, member_address, member_name)
+    dpkg_installed, exporter_url, file_in_place, lsn_to_int, member_address, member_name)
 from ansible_collections.pgha.cluster.plugins.lookup.playbook_command import playbook_command
 from ansible_collections.pgha.cluster.plugins.lookup.solutions import load_descriptors
 
@@ -183,3 +183,11 @@ def test_file_in_place_matches_find_on_real_files(tmp_path):
     assert file_in_place(found, str(tmp_path / 'server.key'), content, owner, group, '0644') is False
     assert file_in_place(found, str(path), None, owner, group, '0644') is False
     assert file_in_place([], str(path), content, owner, group, '0644') is False
+
+
+def test_dpkg_installed_keeps_only_fully_installed_packages():
+    # what dpkg-query --showformat '${Package} ${db:Status-Abbrev}\n' prints (status abbreviations
+    # end with a space: no error flag)
+    lines = ['etcd-client ii ', 'etcd-server ii ', 'haproxy rc ', 'patroni iU ', 'python3-yaml iF ', 'ydiff iiR', '']
+    assert dpkg_installed(lines) == ['etcd-client', 'etcd-server']
+    assert dpkg_installed([]) == [] and dpkg_installed(None) == []
