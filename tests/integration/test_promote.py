@@ -1,6 +1,7 @@
 """pgha.cluster.promote against real PostgreSQL primaries and standbys on loopback."""
 import json
 import os
+import time
 
 import psycopg
 
@@ -216,6 +217,16 @@ def test_unreachable_peer_is_an_explicit_choice(pg_factory):
             assert refused.failed and not refused.changed, refused
             assert 'nothing answered' in refused['msg'] and peer in refused['msg']
             assert standby.in_recovery() is True
+
+        # a conninfo entry's own connect_timeout wins over the login one: a
+        # failover asks a member it already found down only briefly
+        started = time.monotonic()
+        brief = promote(dict(args, connect_timeout=30,
+                             expected_primary_absent=['host=127.0.0.1 port=%d connect_timeout=1'
+                                                      % silent.getsockname()[1]]), check_mode=True)
+        assert brief.failed and brief['peers'][0]['status'] == 'unreachable', brief
+        assert time.monotonic() - started < 20, 'the peer waited for the login connect_timeout (30 s)'
+        assert standby.in_recovery() is True
 
         # the explicit choice promotes
         primary.stop()

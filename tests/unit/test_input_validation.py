@@ -72,6 +72,7 @@ def test_site_rejects_an_unknown_solution_with_the_valid_ones():
     ('streaming', {'streaming_ssl_mode': 'maybe'}, 'streaming_ssl_mode must be one of'),
     ('streaming', {'streaming_synchronous_count': 'two'}, 'streaming_synchronous_count'),
     ('streaming', {'streaming_failover_fence': 'perhaps'}, 'streaming_failover_fence'),
+    ('streaming', {'streaming_failover_down_recheck_timeout': 'soon'}, 'streaming_failover_down_recheck_timeout'),
     ('patroni', {'patroni_install_method': 'curl'}, 'patroni_install_method must be one of'),
     ('patroni', {'patroni_ssl_mode': 'maybe'}, 'patroni_ssl_mode must be one of'),
     ('etcd', {'etcd_auto_compaction_mode': 'never'}, 'etcd_auto_compaction_mode must be one of'),
