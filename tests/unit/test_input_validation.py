@@ -75,6 +75,7 @@ def test_site_rejects_an_unknown_solution_with_the_valid_ones():
     ('streaming', {'streaming_failover_down_recheck_timeout': 'soon'}, 'streaming_failover_down_recheck_timeout'),
     ('patroni', {'patroni_install_method': 'curl'}, 'patroni_install_method must be one of'),
     ('patroni', {'patroni_ssl_mode': 'maybe'}, 'patroni_ssl_mode must be one of'),
+    ('patroni', {'patroni_haproxy_replica_reads': 'nearest'}, 'patroni_haproxy_replica_reads must be one of'),
     ('etcd', {'etcd_auto_compaction_mode': 'never'}, 'etcd_auto_compaction_mode must be one of'),
 ])
 def test_role_argument_specs_reject_bad_values(role, extra, message):
@@ -331,6 +332,15 @@ def test_patroni_refuses_verified_replication_without_server_tls():
     assert result.returncode != 0
     assert 'patroni_ssl_mode=verify-full verifies' in output, output[-3000:]
     assert 'patroni_ssl_mode=prefer' in output
+
+
+def test_patroni_refuses_synchronous_reads_without_synchronous_mode():
+    """Only the synchronous standby serving reads, in a cluster that has none, would leave the read port empty."""
+    result, output = role_check('patroni', {'patroni_haproxy_replica_reads': 'synchronous', 'patroni_synchronous_mode': 'off',
+                                            'patroni_members': ['localhost'], 'patroni_bootstrap_host': 'localhost',
+                                            'patroni_etcd_hosts': ['127.0.0.1:2379']})
+    assert result.returncode != 0
+    assert 'synchronous needs patroni_synchronous_mode on or strict' in output, output[-3000:]
 
 
 def test_patroni_refuses_member_client_certificates_with_certificates_of_your_own():
