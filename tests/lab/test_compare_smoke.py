@@ -54,3 +54,34 @@ def test_compare_drills_end_to_end(tmp_path, lab_teardown):
     for fault in FAULTS:
         assert '| %s |' % fault in text
     assert (tmp_path / 'comparison.png').is_file()
+
+
+# The synchronous profile promises reads that miss no acknowledged write: its read
+# port serves only the synchronous standby. A switchover is where the other replicas
+# fall seconds behind while they follow the new leader.
+SYNC_SOLUTION = os.environ.get('PGHA_SMOKE_SYNC_HA', 'patroni')
+SYNC_FAULTS = os.environ.get('PGHA_SMOKE_SYNC_FAULTS', 'switchover').split(',')
+
+
+def test_synchronous_profile_serves_no_stale_read(tmp_path, lab_teardown):
+    results = tmp_path / 'results'
+    extra = {'compare_ha': [SYNC_SOLUTION], 'compare_profiles': ['synchronous'], 'compare_faults': SYNC_FAULTS,
+             'compare_runs': 1, 'compare_drill_duration': 25, 'compare_results_dir': str(results),
+             'compare_report': str(tmp_path / 'comparison.md')}
+    run = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), 'playbooks/compare.yml',
+                          '-e', json.dumps(extra)], cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+
+    result_files = sorted(p for p in os.listdir(results) if p.endswith('.json') and not p.startswith('.'))
+    assert result_files, 'compare.yml wrote no result'
+    with open(results / result_files[0]) as handle:
+        result = json.load(handle)
+    assert result['profile'] == 'synchronous'
+    assert [d['fault'] for d in result['drills']] == SYNC_FAULTS
+    for drill in result['drills']:
+        assert drill['error'] is None, drill['error']
+        assert int(drill['lost_count']) == 0
+        reads = drill['reads']
+        assert int(reads['succeeded']) > 100, 'too few reads through the read endpoint to tell: %s' % reads
+        assert int(drill['stale_reads']) == 0, '%s stale read(s) through the synchronous read endpoint: %s' % (
+            drill['stale_reads'], reads)
