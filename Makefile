@@ -107,7 +107,7 @@ molecule: lab-image
 
 # One short drill through playbooks/compare.yml, so the comparison path keeps working.
 compare-smoke: lab-image
-	@echo "==> compare.yml smoke test (streaming: one host crash, one network partition)"
+	@echo "==> compare.yml smoke tests (streaming: one host crash, one network partition; patroni synchronous: one switchover, no stale read)"
 	@$(COMPARE_SMOKE_CMD)
 
 # Everything, in $(TEST_JOBS) lanes: the quick checks first (a lint error stops the
