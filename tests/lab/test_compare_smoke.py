@@ -25,11 +25,11 @@ def lab_teardown():
                     '-e', 'lab_state=absent'], cwd=REPO, capture_output=True, timeout=600, check=False)
 
 
-def test_compare_drills_end_to_end(tmp_path, lab_teardown):
+def run_compare(tmp_path, **settings):
+    """compare.yml with one run of each fault into tmp_path; returns its one result."""
     results = tmp_path / 'results'
-    report = tmp_path / 'comparison.md'
-    extra = {'compare_ha': [SOLUTION], 'compare_faults': FAULTS, 'compare_runs': 1,
-             'compare_drill_duration': 25, 'compare_results_dir': str(results), 'compare_report': str(report)}
+    extra = dict(settings, compare_runs=1, compare_drill_duration=25, compare_results_dir=str(results),
+                 compare_report=str(tmp_path / 'comparison.md'))
     run = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), 'playbooks/compare.yml',
                           '-e', json.dumps(extra)], cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
@@ -37,7 +37,12 @@ def test_compare_drills_end_to_end(tmp_path, lab_teardown):
     result_files = sorted(p for p in os.listdir(results) if p.endswith('.json') and not p.startswith('.'))
     assert result_files, 'compare.yml wrote no result'
     with open(results / result_files[0]) as handle:
-        result = json.load(handle)
+        return json.load(handle)
+
+
+def test_compare_drills_end_to_end(tmp_path, lab_teardown):
+    result = run_compare(tmp_path, compare_ha=[SOLUTION], compare_faults=FAULTS)
+    report = tmp_path / 'comparison.md'
     assert result['ha'] == SOLUTION
     assert result['deploy']['rerun_changed'] == 0, 'the second deployment changed something'
     assert result['deploy']['cold_seconds'] > 0
@@ -64,18 +69,8 @@ SYNC_FAULTS = os.environ.get('PGHA_SMOKE_SYNC_FAULTS', 'switchover').split(',')
 
 
 def test_synchronous_profile_serves_no_stale_read(tmp_path, lab_teardown):
-    results = tmp_path / 'results'
-    extra = {'compare_ha': [SYNC_SOLUTION], 'compare_profiles': ['synchronous'], 'compare_faults': SYNC_FAULTS,
-             'compare_runs': 1, 'compare_drill_duration': 25, 'compare_results_dir': str(results),
-             'compare_report': str(tmp_path / 'comparison.md')}
-    run = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), 'playbooks/compare.yml',
-                          '-e', json.dumps(extra)], cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-
-    result_files = sorted(p for p in os.listdir(results) if p.endswith('.json') and not p.startswith('.'))
-    assert result_files, 'compare.yml wrote no result'
-    with open(results / result_files[0]) as handle:
-        result = json.load(handle)
+    result = run_compare(tmp_path, compare_ha=[SYNC_SOLUTION], compare_profiles=['synchronous'],
+                         compare_faults=SYNC_FAULTS)
     assert result['profile'] == 'synchronous'
     assert [d['fault'] for d in result['drills']] == SYNC_FAULTS
     for drill in result['drills']:
