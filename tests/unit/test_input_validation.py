@@ -76,6 +76,7 @@ def test_site_rejects_an_unknown_solution_with_the_valid_ones():
     ('patroni', {'patroni_install_method': 'curl'}, 'patroni_install_method must be one of'),
     ('patroni', {'patroni_ssl_mode': 'maybe'}, 'patroni_ssl_mode must be one of'),
     ('patroni', {'patroni_haproxy_replica_reads': 'nearest'}, 'patroni_haproxy_replica_reads must be one of'),
+    ('patroni', {'patroni_leader_fence_interval': 'often'}, 'patroni_leader_fence_interval'),
     ('etcd', {'etcd_auto_compaction_mode': 'never'}, 'etcd_auto_compaction_mode must be one of'),
 ])
 def test_role_argument_specs_reject_bad_values(role, extra, message):
@@ -341,6 +342,16 @@ def test_patroni_refuses_synchronous_reads_without_synchronous_mode():
                                             'patroni_etcd_hosts': ['127.0.0.1:2379']})
     assert result.returncode != 0
     assert 'synchronous needs patroni_synchronous_mode on or strict' in output, output[-3000:]
+
+
+@pytest.mark.parametrize('interval', [0, 5])
+def test_patroni_refuses_a_leader_fence_interval_outside_the_ttl(interval):
+    """A fence that looks less often than the leader key lives would let another member be promoted first."""
+    result, output = role_check('patroni', {'patroni_leader_fence_interval': interval, 'patroni_ttl': 5,
+                                            'patroni_members': ['localhost'], 'patroni_bootstrap_host': 'localhost',
+                                            'patroni_etcd_hosts': ['127.0.0.1:2379']})
+    assert result.returncode != 0
+    assert 'patroni_leader_fence_interval (%d) must be at least 1 and less than' % interval in output, output[-3000:]
 
 
 def test_patroni_refuses_member_client_certificates_with_certificates_of_your_own():

@@ -229,6 +229,20 @@ def test_patroni_journal_has_no_traceback_while_idle(host, idle_journals):
     print('%s: %d journal lines in %d s' % (host.backend.get_hostname(), len(lines), IDLE_WINDOW_SECONDS))
 
 
+def test_leader_fence_watches_and_stopped_nothing(host, cluster):
+    """The leader fence runs on every member, reads PostgreSQL and the REST API (one round by
+    hand says what it found), and after a switchover and a host-crash failover, neither of
+    which cut a leader off from etcd, it has stopped no PostgreSQL."""
+    assert host.service('pgha-patroni-leader-fence').is_running
+    found = host.check_output('runuser -u postgres -- python3 /usr/local/lib/pgha_patroni_leader_fence.py '
+                              '--once /etc/patroni/leader-fence.json')
+    expected = 'leader' if cluster[host.backend.get_hostname()]['Role'] == 'Leader' else 'not primary'
+    assert found == expected
+    journal = host.check_output('journalctl -u pgha-patroni-leader-fence -o cat --no-pager')
+    assert 'started: asks https://127.0.0.1:8008/leader' in journal
+    assert 'stopped PostgreSQL' not in journal, journal[-3000:]
+
+
 def test_config_file_holds_secrets_safely(host):
     conf = host.file('/etc/patroni/config.yml')
     assert conf.user == 'postgres'
