@@ -117,7 +117,7 @@ def test_stops_a_primary_whose_patroni_lost_the_key(pg_factory, fence_for, patro
     # A clean (fast) shutdown: the shutdown checkpoint was written.
     controldata = primary.run('pg_controldata', '-D', primary.data_directory).stdout
     assert 'Database cluster state:               shut down' in controldata
-    assert fence.check() == 'not primary'
+    assert fence.check() == 'postgresql not answering'
 
 
 def test_leaves_a_primary_never_seen_holding_the_key(pg_factory, fence_for, patroni_api):
@@ -197,3 +197,14 @@ def test_does_not_ask_patroni_on_a_standby(pg_factory, fence_for, patroni_api):
     assert fence.check() == 'not primary'
     assert patroni_api.requests == 0
     assert standby.is_running() and standby.in_recovery()
+
+
+def test_says_so_when_it_cannot_read_postgresql(pg_factory, fence_for, patroni_api, monkeypatch):
+    """A fence that cannot log in would never find a primary: the deployment's check of one
+    round must see that, not a quiet "not primary"."""
+    primary = pg_factory.primary(name='pg1')
+    fence = fence_for(primary)
+    monkeypatch.setenv('PGPASSWORD', 'not-the-password')
+    assert fence.check() == 'postgresql not answering'
+    assert patroni_api.requests == 0
+    assert still_primary(primary)

@@ -60,8 +60,8 @@ class LeaderFence:
         if settings.get('cacert'):
             self.context = ssl.create_default_context(cafile=settings['cacert'])
 
-    def local_primary_since(self):
-        """The postmaster's start time when the local PostgreSQL runs as a primary, else None."""
+    def local_state(self):
+        """(in recovery, postmaster start time) of the local PostgreSQL; None when it does not answer."""
         settings = self.settings
         # Polls once a second: not worth a line each in PostgreSQL's log (the
         # superuser may turn log_connections off for its session).
@@ -75,9 +75,9 @@ class LeaderFence:
         except subprocess.TimeoutExpired:
             return None
         in_recovery, _separator, started = answer.stdout.strip().partition('|')
-        if answer.returncode != 0 or in_recovery != 'f':
+        if answer.returncode != 0 or in_recovery not in ('t', 'f'):
             return None
-        return started
+        return in_recovery == 't', started
 
     def patroni_process(self):
         """Patroni's main PID as systemd knows it ('0' or '' when it is not running)."""
@@ -121,8 +121,12 @@ class LeaderFence:
 
     def check(self):
         """One round; what it found, in a word (tests read it)."""
-        started = self.local_primary_since()
-        if started is None:
+        state = self.local_state()
+        if state is None:
+            self.armed_for = None
+            return 'postgresql not answering'
+        in_recovery, started = state
+        if in_recovery:
             self.armed_for = None
             return 'not primary'
         patroni = self.patroni_process()
