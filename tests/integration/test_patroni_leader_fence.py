@@ -82,9 +82,9 @@ def fence_for(pg_bin_dir, monkeypatch, patroni_api):
     # The test servers take the superuser's password on their socket too.
     monkeypatch.setenv('PGPASSWORD', SUPERUSER_PASSWORD)
 
-    def make(server, leader_url=None, cacert=None):
+    def make(server, cacert=None):
         fence = module.LeaderFence({
-            'leader_url': leader_url or patroni_api.url,
+            'leader_url': patroni_api.url,
             'cacert': cacert or patroni_api.ca[0],
             'patroni_unit': 'patroni.service',
             'data_directory': server.data_directory,
@@ -207,4 +207,19 @@ def test_says_so_when_it_cannot_read_postgresql(pg_factory, fence_for, patroni_a
     monkeypatch.setenv('PGPASSWORD', 'not-the-password')
     assert fence.check() == 'postgresql not answering'
     assert patroni_api.requests == 0
+    assert still_primary(primary)
+
+
+def test_signals_only_a_postmaster(pg_factory, fence_for, patroni_api, tmp_path):
+    """A postmaster.pid naming another process (a PID reused after a crash) is not signalled:
+    the round says the fence failed, and that process and the server live on."""
+    primary = pg_factory.primary(name='pg1')
+    fence = fence_for(primary)
+    assert fence.check() == 'leader'
+    stale = tmp_path / 'stale-data-directory'
+    stale.mkdir()
+    (stale / 'postmaster.pid').write_text('%d\n' % os.getpid())
+    fence.settings['data_directory'] = str(stale)
+    patroni_api.status = 503
+    assert fence.check() == 'fence failed'
     assert still_primary(primary)

@@ -105,15 +105,18 @@ class LeaderFence:
         return status, body if isinstance(body, dict) else {}
 
     def stop_postgresql(self, reason):
-        """SIGINT to the postmaster named in postmaster.pid, when it is one."""
+        """SIGINT to the postmaster named in postmaster.pid, when it is one; whether it was sent."""
         try:
             with open(os.path.join(self.settings['data_directory'], 'postmaster.pid')) as handle:
                 pid = int(handle.readline())
             with open('/proc/%d/comm' % pid) as handle:
                 if handle.read().strip() != 'postgres':
+                    log('not stopping PostgreSQL (%s): process %d named in postmaster.pid is not a postmaster'
+                        % (reason, pid))
                     return False
             os.kill(pid, signal.SIGINT)
-        except (OSError, ValueError):
+        except (OSError, ValueError) as error:
+            log('could not stop PostgreSQL (%s): %s' % (reason, error))
             return False
         log('stopped PostgreSQL (fast shutdown of postmaster %d): %s; Patroni starts it again as a replica '
             'once etcd answers' % (pid, reason))
@@ -147,8 +150,9 @@ class LeaderFence:
         if self.armed_for != (started, patroni):
             return 'not armed'
         self.armed_for = None
-        self.stop_postgresql('Patroni (process %s) no longer holds the leader key' % patroni)
-        return 'fenced'
+        if self.stop_postgresql('Patroni (process %s) no longer holds the leader key' % patroni):
+            return 'fenced'
+        return 'fence failed'
 
     def run(self):
         interval = float(self.settings['interval'])
