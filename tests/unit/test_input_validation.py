@@ -78,6 +78,7 @@ def test_site_rejects_an_unknown_solution_with_the_valid_ones():
     ('patroni', {'patroni_haproxy_replica_reads': 'nearest'}, 'patroni_haproxy_replica_reads must be one of'),
     ('patroni', {'patroni_leader_fence_interval': 'often'}, 'patroni_leader_fence_interval'),
     ('etcd', {'etcd_auto_compaction_mode': 'never'}, 'etcd_auto_compaction_mode must be one of'),
+    ('pgpool', {'pgpool_connect_timeout': 'soon'}, 'pgpool_connect_timeout'),
 ])
 def test_role_argument_specs_reject_bad_values(role, extra, message):
     """The role's argument spec stops it before its first task."""
@@ -289,6 +290,9 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
     # below two intervals, one round of refused connections would stop a primary
     ({'pgpool_fence_isolated_after': 1}, 'or at least two intervals'),
     ({'pgpool_fence_interval': 0}, 'must be at least 1 s'),
+    # no timeout: a dead backend's address holds SHOW pool_nodes, pcp_node_info and so the failover
+    ({'pgpool_connect_timeout': 0}, 'must be at least 1 ms'),
+    ({'pgpool_stop_timeout': 0}, 'systemd reads 0 as no limit'),
 ])
 def test_pgpool_refuses_bad_input_before_any_change(extra, message):
     """The role's first tasks (validate.yml) stop it on localhost, before any member is contacted.
