@@ -401,6 +401,10 @@ def which_one_when(solutions):
                 if s['split_brain'] else '',
                 '%d acknowledged write(s) lost (%s)' % (s['lost'], ', '.join(s['lost_faults'])) if s['lost'] else '')
                 if part)))
+    for s in measured:
+        if s['facts'].get('lab_limits'):
+            advice.append('%s was measured without something it needs in production: %s' % (
+                s['title'], s['facts']['lab_limits']))
     shown = sorted((s for s in measured if s['shown'] is not None), key=lambda s: s['shown'])
     if shown:
         advice.append('Quickest to report a failover in its own status: %s.' % ', then '.join(
@@ -503,6 +507,7 @@ def build_context(runs, facts):
         })
     for group in groups:
         group['not_applicable'] = facts.get(group['ha'], {}).get('faults_not_applicable', [])
+        group['lab_limits'] = facts.get(group['ha'], {}).get('lab_limits')
     order = list(facts)
     # Per solution: the solution's stock settings, then this collection's tuned
     # defaults, then any other profile by name.

@@ -380,3 +380,21 @@ def test_a_run_where_the_old_primary_took_the_role_back_is_named(tmp_path):
     assert rows['host_crash']['reverted'] == 0
     report = render_report(tmp_path, results)
     assert 'host_freeze: in 2 run(s) the old primary took the role back' in report
+
+
+def test_what_the_lab_lacks_is_printed_beside_the_solutions_results(tmp_path):
+    """PAF runs without a fence device in the lab: its section and the advice say so,
+    from the descriptor, so its host_freeze rows are read with that in mind."""
+    results = tmp_path / 'results'
+    results.mkdir()
+    for ha in ('paf', 'pgpool'):
+        (results / ('%s-tuned.json' % ha)).write_text(json.dumps({
+            'ha': ha, 'profile': 'tuned', 'settings': {},
+            'deploy': {'cold_seconds': 100, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
+            'drills': [drill('host_crash', 6.0)], 'machine': {}, 'started': 'a', 'finished': 'b'}))
+    report = render_report(tmp_path, results)
+    pgpool_section = report[report.index('### pgpool — tuned settings'):report.index('### paf — tuned settings')]
+    paf_section = report[report.index('### paf — tuned settings'):report.index('## Where and when')]
+    assert 'Measured without something it needs in production: a fence device.' in paf_section
+    assert 'Measured without something' not in pgpool_section
+    assert '- PAF on Pacemaker/Corosync was measured without something it needs in production: a fence device.' in report

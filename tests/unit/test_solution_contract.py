@@ -27,7 +27,7 @@ OPTIONAL_DEPLOYABLE_KEYS = {'agent_services', 'monitor_primary_command', 'coordi
                             'agent_unit_runs_postgresql'}
 NOT_DEPLOYABLE_KEYS = COMMON_KEYS | {'reason'}
 REPORT_KEYS = {'license', 'open_source', 'versions', 'redundancy', 'monitoring', 'failover_how'}
-OPTIONAL_REPORT_KEYS = {'sources', 'distribution_packages', 'maintained'}
+OPTIONAL_REPORT_KEYS = {'sources', 'distribution_packages', 'maintained', 'lab_limits'}
 PROFILE_KEYS = {'name', 'overrides', 'report_keys'}
 OPTIONAL_PROFILE_KEYS = {'drill_duration'}
 # Lines that name a solution's word for something else: the default choice of
