@@ -219,8 +219,10 @@ def test_renders_report_and_chart(tmp_path):
             'ha': 'patroni', 'profile': profile, 'settings': {'ttl': 30 if profile == 'stock' else 6},
             'deploy': {'cold_seconds': 100, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
             'drills': [drill('host_crash', gap), drill('host_crash', gap + 1)],
-            'machine': {'hostname': 'lab', 'cpus': 2, 'kernel': '6.1'}, 'started': 'a', 'finished': 'b'}))
+            'machine': {'hostname': 'lab', 'cpus': 2, 'kernel': '6.1', 'cpu_model': 'Test CPU', 'python_loop_seconds': 0.8},
+            'started': 'a', 'finished': 'b'}))
     report = render_report(tmp_path, results)
+    assert 'CPU Test CPU, a fixed Python loop took 0.8 s' in report
     assert '| host_crash | 2 | 35.5 / 36.0 |' in report
     assert '| host_crash | 2 | 8.5 / 9.0 |' in report
     assert report.index('stock settings') < report.index('tuned settings')
