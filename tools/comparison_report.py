@@ -506,8 +506,9 @@ def build_context(runs, facts):
             'parts': result.get('parts', []),
         })
     for group in groups:
-        group['not_applicable'] = facts.get(group['ha'], {}).get('faults_not_applicable', [])
-        group['lab_limits'] = facts.get(group['ha'], {}).get('lab_limits')
+        fact = facts.get(group['ha'], {})
+        group['not_applicable'] = fact.get('faults_not_applicable', [])
+        group['lab_limits'] = fact.get('lab_limits')
     order = list(facts)
     # Per solution: the solution's stock settings, then this collection's tuned
     # defaults, then any other profile by name.
