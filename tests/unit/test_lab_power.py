@@ -118,3 +118,44 @@ def test_monitor_and_list_reach_the_switch(lab, tmp_path):
     assert result.returncode == 0 and result.stdout.split() == ['pg1,', 'pg2,']
     assert agent(lab, action='monitor').returncode == 0
     assert agent(lab, action='monitor', socket=str(tmp_path / 'missing.sock')).returncode == 1
+
+
+def switch_command(*args):
+    return subprocess.run([sys.executable, os.path.join(FILES, 'pgha_lab_power.py')] + list(args),
+                          capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+
+
+def test_start_runs_one_switch_per_directory_and_stop_ends_it(tmp_path):
+    directory = str(tmp_path / 'power')
+    sock = os.path.join(directory, 'power.sock')
+    try:
+        assert switch_command('start', '--dir', directory, '--allow', 'pg1', '--allow', 'pg2') == 'started'
+        first = int(open(os.path.join(directory, 'switch.pid')).read())
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(10)
+            client.connect(sock)
+            client.sendall(b'list\n')
+            assert client.recv(4096) == b'ok pg1 pg2\n'
+        # The same names: the running switch is kept. Other names: replaced.
+        assert switch_command('start', '--dir', directory, '--allow=pg1', '--allow=pg2') == 'running'
+        assert switch_command('start', '--dir', directory, '--allow', 'pg1') == 'started'
+        second = int(open(os.path.join(directory, 'switch.pid')).read())
+        assert second != first and not os.path.exists('/proc/%d' % first)
+    finally:
+        assert switch_command('stop', '--dir', directory) == 'stopped'
+    assert not os.path.exists('/proc/%d' % second) and not os.path.exists(sock)
+    assert not os.path.exists(os.path.join(directory, 'switch.pid'))
+    assert switch_command('stop', '--dir', directory) == 'not running'
+
+
+def test_stop_leaves_a_process_that_reused_the_pid_alone(tmp_path):
+    directory = tmp_path / 'power'
+    directory.mkdir()
+    bystander = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])
+    try:
+        (directory / 'switch.pid').write_text('%d\n' % bystander.pid)
+        assert switch_command('stop', '--dir', str(directory)) == 'not running'
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()

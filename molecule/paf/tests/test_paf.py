@@ -4,10 +4,12 @@ side_effect.yml ran a switchover, a host crash of the primary that Pacemaker
 failed over by itself, and the rejoin of the crashed primary: two promotions,
 so the primary is at least on timeline 3; the virtual IP must be on the
 primary only, every standby must stream through it under its node name with a
-positive promotion score, and no marker written before the operations may be
-missing.
+positive promotion score, no marker written before the operations may be
+missing, and the crashed node must have been fenced through the lab's power
+switch.
 """
 import os
+import re
 
 SERVICE = 'postgresql@15-main'
 MARKERS = ['before-switchover', 'before-crash']
@@ -116,9 +118,22 @@ def test_corosync_runs_with_the_fast_totem_timing(nodes):
         assert node.run('corosync-cmapctl -g totem.token_coefficient').stdout.strip().endswith('= 0'), name
 
 
-def test_stonith_is_off_only_by_the_lab_acknowledgement(nodes, primary):
+def test_every_node_has_a_fence_device_and_stonith_is_on(nodes, primary):
     cmd = nodes[primary].run('crm_attribute --type crm_config --name stonith-enabled --query --quiet')
-    assert cmd.stdout.strip() == 'false'
+    assert cmd.stdout.strip() == 'true'
+    for name in nodes:
+        config = nodes[primary].run('pcs stonith config fence_%s' % member_name(name))
+        assert config.rc == 0, config.stderr
+        assert 'plug=%s' % name in config.stdout and 'pcmk_host_list=%s' % member_name(name) in config.stdout
+
+
+def test_the_crashed_primary_was_fenced(nodes):
+    """The host crash of side_effect.yml: a survivor fenced the crashed node
+    through the lab's power switch (its history keeps the successful action)."""
+    history = ''.join(node.run('stonith_admin --history "*" --verbose').stdout for node in nodes.values())
+    fenced = {member_name(name) for name in nodes
+              if re.search(r'(reboot|off) of %s successful' % member_name(name), history)}
+    assert fenced, history
 
 
 def test_no_secret_in_any_log(assert_no_secret_logged):

@@ -14,6 +14,13 @@ One request per connection, one line each way:
 
 Only the containers named with --allow can be switched; anything else gets
 "error <reason>". Every podman call is bounded by --timeout seconds.
+
+    pgha_lab_power.py start --dir DIR --allow pg1 --allow pg2 ...
+    pgha_lab_power.py stop --dir DIR
+
+start serves DIR/power.sock in the background (pid file and log in DIR) and
+keeps a switch already running there for the same names; stop ends it. The
+lab role and the Molecule scenarios that fence use these two.
 """
 import argparse
 import os
@@ -99,16 +106,89 @@ def serve(path, switch):
             os.unlink(path)
 
 
+def _running_switch(directory):
+    """The pid of the switch serving directory's socket, or None (a pid file
+    naming a process that is no longer this switch is ignored)."""
+    try:
+        with open(os.path.join(directory, 'switch.pid')) as handle:
+            pid = int(handle.read().strip())
+        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+            words = handle.read().decode('utf-8', 'replace').split('\0')
+    except (OSError, ValueError):
+        return None, []
+    sock = os.path.join(directory, 'power.sock')
+    if sock not in words or not any(word.endswith('pgha_lab_power.py') for word in words):
+        return None, []
+    return pid, [words[i + 1] for i, word in enumerate(words[:-1]) if word == '--allow']
+
+
+def stop(directory):
+    """Stops the switch started for directory; True when one was running."""
+    pid, _ = _running_switch(directory)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and os.path.exists('/proc/%d' % pid):
+            time.sleep(0.05)
+        if os.path.exists('/proc/%d' % pid):
+            os.kill(pid, signal.SIGKILL)
+    try:
+        os.unlink(os.path.join(directory, 'switch.pid'))
+    except FileNotFoundError:
+        pass
+    return pid is not None
+
+
+def start(directory, allowed, podman='podman', timeout=20.0):
+    """Starts a switch for directory in the background (its own session, log
+    in directory/switch.log); a running one for the same names is kept.
+    True when it started one."""
+    pid, serving = _running_switch(directory)
+    if pid is not None and serving == list(allowed):
+        return False
+    stop(directory)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    sock = os.path.join(directory, 'power.sock')
+    argv = [sys.executable, os.path.abspath(__file__), 'serve', '--socket', sock, '--podman', podman,
+            '--timeout', str(timeout)]
+    for name in allowed:
+        argv += ['--allow', name]
+    with open(os.path.join(directory, 'switch.log'), 'ab') as log, open(os.devnull, 'rb') as nothing:
+        process = subprocess.Popen(argv, stdin=nothing, stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
+                                   start_new_session=True)
+    with open(os.path.join(directory, 'switch.pid'), 'w') as handle:
+        handle.write('%d\n' % process.pid)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit('the power switch did not start; see %s' % os.path.join(directory, 'switch.log'))
+        time.sleep(0.05)
+    return True
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
-    parser.add_argument('--socket', required=True, help='path of the Unix socket to listen on')
-    parser.add_argument('--allow', action='append', required=True, help='a container this switch may turn off and on')
-    parser.add_argument('--podman', default='podman')
-    parser.add_argument('--timeout', type=float, default=20.0, help='seconds for each podman call and for a kill')
+    commands = parser.add_subparsers(dest='command', required=True)
+    serve_args = commands.add_parser('serve', help='serve in the foreground')
+    serve_args.add_argument('--socket', required=True, help='path of the Unix socket to listen on')
+    start_args = commands.add_parser('start', help='serve in the background for a directory (socket, pid file, log)')
+    stop_args = commands.add_parser('stop', help='stop the switch started for a directory')
+    for sub in (start_args, stop_args):
+        sub.add_argument('--dir', required=True, help='directory of the socket (power.sock), pid file and log')
+    for sub in (serve_args, start_args):
+        sub.add_argument('--allow', action='append', required=True,
+                         help='a container this switch may turn off and on')
+        sub.add_argument('--podman', default='podman')
+        sub.add_argument('--timeout', type=float, default=20.0, help='seconds for each podman call and for a kill')
     args = parser.parse_args(argv)
-    # SIGTERM (the lab's teardown) ends serve_forever; its finally removes the socket.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    serve(args.socket, PowerSwitch(args.allow, args.podman, args.timeout))
+    if args.command == 'start':
+        print('started' if start(args.dir, args.allow, args.podman, args.timeout) else 'running')
+    elif args.command == 'stop':
+        print('stopped' if stop(args.dir) else 'not running')
+    else:
+        # SIGTERM (the lab's teardown) ends serve_forever; its finally removes the socket.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        serve(args.socket, PowerSwitch(args.allow, args.podman, args.timeout))
 
 
 if __name__ == '__main__':
