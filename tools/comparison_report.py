@@ -212,6 +212,8 @@ def summarise(result):
                                for d in drills),
             # The old primary took the role back from the node promoted meanwhile.
             'reverted': sum(1 for d in drills if _reverted(d)),
+            # The cluster turned the broken host off (fencing) before the drill undid the fault.
+            'fenced': sum(1 for d in drills if _true(d.get('target_fenced'))),
             # Only where another node was promoted meanwhile: with no failover the old primary rightly stays one.
             'restored_primary_worst': _worst([_seconds(d.get('restored_primary_seconds')) for d in drills
                                               if d.get('promoted_elsewhere', True)]),

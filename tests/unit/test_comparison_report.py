@@ -384,6 +384,24 @@ def test_a_run_where_the_old_primary_took_the_role_back_is_named(tmp_path):
     assert 'host_freeze: in 2 run(s) the old primary took the role back' in report
 
 
+def test_runs_in_which_the_cluster_fenced_the_broken_host_are_counted(tmp_path):
+    """PAF with the lab's power switch: a frozen primary is turned off before another
+    node is promoted; the report says in how many runs of each fault that happened."""
+    results = tmp_path / 'results'
+    results.mkdir()
+    (results / 'paf-tuned.json').write_text(json.dumps(_result(drills=[
+        dict(drill('host_crash', 6.1), target_fenced=None),
+        dict(drill('host_freeze', 4.9), target_fenced=True),
+        dict(drill('host_freeze', 5.2), target_fenced='True'),
+        dict(drill('postgres_kill', 3.1), target_fenced=False)])))
+    rows = {r['fault']: r for r in comparison_report.summarise(comparison_report.load_results(str(results))[0])}
+    assert rows['host_freeze']['fenced'] == 2
+    assert rows['host_crash']['fenced'] == 0 and rows['postgres_kill']['fenced'] == 0
+    report = render_report(tmp_path, results)
+    assert 'host_freeze: the cluster fenced (turned off) the broken host in 2 of 2 run(s)' in report
+    assert 'postgres_kill: the cluster fenced' not in report and 'host_crash: the cluster fenced' not in report
+
+
 def test_what_the_lab_lacks_is_printed_beside_the_solutions_results(tmp_path):
     """PAF runs without a fence device in the lab: its section and the advice say so,
     from the descriptor, so its host_freeze rows are read with that in mind."""
