@@ -1,10 +1,12 @@
 """The report renderer summarises exactly what the results say."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOLUTIONS = os.path.join(REPO, 'playbooks', 'vars', 'solutions')
@@ -13,11 +15,11 @@ sys.path.insert(0, os.path.join(REPO, 'tools'))
 import comparison_report  # noqa: E402
 
 
-def render_report(tmp_path, results):
+def render_report(tmp_path, results, solutions=SOLUTIONS):
     """Run the report tool as compare.yml does; the Markdown it wrote."""
     output = tmp_path / 'comparison.md'
     subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'comparison_report.py'), '--results', str(results),
-                    '--solutions', SOLUTIONS, '--output', str(output)], check=True)
+                    '--solutions', str(solutions), '--output', str(output)], check=True)
     return output.read_text()
 
 
@@ -403,8 +405,14 @@ def test_runs_in_which_the_cluster_fenced_the_broken_host_are_counted(tmp_path):
 
 
 def test_what_the_lab_lacks_is_printed_beside_the_solutions_results(tmp_path):
-    """PAF runs without a fence device in the lab: its section and the advice say so,
-    from the descriptor, so its host_freeze rows are read with that in mind."""
+    """A solution measured without something it needs in production (PAF before the lab
+    had a power switch: no fence device): its section and the advice say so, from the
+    descriptor's report.lab_limits, so its rows are read with that in mind."""
+    solutions = tmp_path / 'solutions'
+    shutil.copytree(SOLUTIONS, solutions)
+    paf = yaml.safe_load((solutions / 'paf.yml').read_text())
+    paf['pgha_solution']['report']['lab_limits'] = 'a fence device.'
+    (solutions / 'paf.yml').write_text(yaml.safe_dump(paf))
     results = tmp_path / 'results'
     results.mkdir()
     for ha in ('paf', 'pgpool'):
@@ -412,7 +420,7 @@ def test_what_the_lab_lacks_is_printed_beside_the_solutions_results(tmp_path):
             'ha': ha, 'profile': 'tuned', 'settings': {},
             'deploy': {'cold_seconds': 100, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
             'drills': [drill('host_crash', 6.0)], 'machine': {}, 'started': 'a', 'finished': 'b'}))
-    report = render_report(tmp_path, results)
+    report = render_report(tmp_path, results, solutions)
     pgpool_section = report[report.index('### pgpool — tuned settings'):report.index('### paf — tuned settings')]
     paf_section = report[report.index('### paf — tuned settings'):report.index('## Where and when')]
     assert 'Measured without something it needs in production: a fence device.' in paf_section
