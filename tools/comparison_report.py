@@ -214,6 +214,8 @@ def summarise(result):
             'reverted': sum(1 for d in drills if _reverted(d)),
             # The cluster turned the broken host off (fencing) before the drill undid the fault.
             'fenced': sum(1 for d in drills if _true(d.get('target_fenced'))),
+            # Runs that recorded it (drills from before the record have no such field).
+            'fenced_recorded': sum(1 for d in drills if d.get('target_fenced') not in (None, 'None')),
             # Only where another node was promoted meanwhile: with no failover the old primary rightly stays one.
             'restored_primary_worst': _worst([_seconds(d.get('restored_primary_seconds')) for d in drills
                                               if d.get('promoted_elsewhere', True)]),

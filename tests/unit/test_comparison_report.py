@@ -395,12 +395,15 @@ def test_runs_in_which_the_cluster_fenced_the_broken_host_are_counted(tmp_path):
         dict(drill('host_crash', 6.1), target_fenced=None),
         dict(drill('host_freeze', 4.9), target_fenced=True),
         dict(drill('host_freeze', 5.2), target_fenced='True'),
+        dict(drill('host_freeze', 5.4), target_fenced=True),
+        drill('host_freeze', 5.5),
         dict(drill('postgres_kill', 3.1), target_fenced=False)])))
     rows = {r['fault']: r for r in comparison_report.summarise(comparison_report.load_results(str(results))[0])}
-    assert rows['host_freeze']['fenced'] == 2
+    assert rows['host_freeze']['fenced'] == 3 and rows['host_freeze']['fenced_recorded'] == 3
     assert rows['host_crash']['fenced'] == 0 and rows['postgres_kill']['fenced'] == 0
     report = render_report(tmp_path, results)
-    assert 'host_freeze: the cluster fenced (turned off) the broken host in 2 of 2 run(s)' in report
+    assert ('host_freeze: the cluster fenced (turned off) the broken host in 3 of 3 run(s) '
+            'that recorded it (1 ran before the drill recorded it)') in report
     assert 'postgres_kill: the cluster fenced' not in report and 'host_crash: the cluster fenced' not in report
 
 
