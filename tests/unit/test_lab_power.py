@@ -48,7 +48,7 @@ def lab(tmp_path):
     switch = pgha_lab_power.PowerSwitch(['pg1', 'pg2'], podman=str(podman), timeout=5)
     server = threading.Thread(target=pgha_lab_power.serve, args=(path, switch), daemon=True)
     server.start()
-    for _ in range(100):
+    for _attempt in range(100):
         if os.path.exists(path):
             break
         threading.Event().wait(0.05)
@@ -62,8 +62,8 @@ def agent(lab, **options):
     """Run the fence agent as Pacemaker does: options on stdin."""
     options.setdefault('socket', lab['socket'])
     stdin = ''.join('%s=%s\n' % item for item in options.items())
-    return subprocess.run([sys.executable, os.path.join(FILES, 'fence_pgha_lab')], input=stdin,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run([sys.executable, os.path.join(FILES, 'fence_pgha_lab.py')], input=stdin,
+                          capture_output=True, text=True, timeout=30, check=False)
 
 
 def test_metadata_names_the_plug_and_every_action(lab):

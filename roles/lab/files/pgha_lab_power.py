@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The lab's power switch: what a BMC or a PDU is to a real host, for the lab's
 containers. It runs on the podman host and listens on a Unix socket that is
 mounted into the lab's containers, so a fence agent in one of them can turn
@@ -124,7 +123,7 @@ def _running_switch(directory):
 
 def stop(directory):
     """Stops the switch started for directory; True when one was running."""
-    pid, _ = _running_switch(directory)
+    pid = _running_switch(directory)[0]
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
