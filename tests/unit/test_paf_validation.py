@@ -68,6 +68,7 @@ def test_no_fencing_without_the_lab_acknowledgement_is_refused(tmp_path):
 @pytest.mark.parametrize('extra, message', [
     ({'paf_monitor_promoted_interval': 4, 'paf_monitor_unpromoted_interval': 4}, 'must be at least 1 and differ'),
     ({'paf_conninfo_options': 'connect_timeout=2 host=elsewhere'}, 'must not set what the'),
+    ({'paf_failure_timeout': -1}, 'paf_failure_timeout at least 0'),
     ({'pacemaker_fence_agent': 'rm -rf /'}, 'must name a fence_* agent'),
     ({'paf_conninfo_options': 'connect_timeout=2 sslmode=disable'}, 'must not set what the'),
     ({'postgresql_tls': False}, 'verifies the members\' certificates, but postgresql_tls is false'),

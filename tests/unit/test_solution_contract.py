@@ -24,7 +24,7 @@ COMMON_KEYS = {'name', 'order', 'title', 'deployable', 'report'}
 DEPLOYABLE_KEYS = COMMON_KEYS | {'role', 'deploy_playbook', 'endpoints', 'automatic_failover', 'rejoin', 'rejoin_method',
                                  'drill_failover_vars', 'expect_no_loss', 'profiles'}
 OPTIONAL_DEPLOYABLE_KEYS = {'agent_services', 'monitor_primary_command', 'coordination_ports', 'metrics_endpoints',
-                            'agent_unit_runs_postgresql'}
+                            'agent_unit_runs_postgresql', 'clear_failures'}
 NOT_DEPLOYABLE_KEYS = COMMON_KEYS | {'reason'}
 REPORT_KEYS = {'license', 'open_source', 'versions', 'redundancy', 'monitoring', 'failover_how'}
 OPTIONAL_REPORT_KEYS = {'sources', 'distribution_packages', 'maintained', 'lab_limits'}
@@ -82,6 +82,11 @@ def test_deployable_solution_has_every_entry_point_with_an_argument_spec(name):
     for entry_point in ENTRY_POINTS:
         assert os.path.isfile(os.path.join(role, 'tasks', entry_point + '.yml')), 'no tasks/%s.yml' % entry_point
         assert entry_point in specs, 'no argument spec for the entry point %s' % entry_point
+    # The optional entry point the drill runs last when the manager counts failures per member.
+    if descriptor.get('clear_failures'):
+        assert os.path.isfile(os.path.join(role, 'tasks', 'clear_failures.yml')), 'no tasks/clear_failures.yml'
+        assert 'clear_failures' in specs, 'no argument spec for the entry point clear_failures'
+    assert isinstance(descriptor.get('clear_failures', False), bool)
     # The generic inputs every role of the contract takes.
     for option in ('candidate', 'rejoin_member'):
         variable = '%s_%s' % (descriptor['role'], option)

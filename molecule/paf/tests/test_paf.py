@@ -139,3 +139,17 @@ def test_the_crashed_primary_was_fenced(nodes):
 def test_no_secret_in_any_log(assert_no_secret_logged):
     """After the deployment, the re-run, the side effect and the checks above: no lab password in any log."""
     assert_no_secret_logged()
+
+
+def test_the_postmaster_kill_was_recovered_in_place_and_forgotten(nodes, primary):
+    """side_effect.yml killed the primary's postmaster after the rejoin: Pacemaker
+    restarted it on the same node, and clear_failures then cleared its fail count
+    without restarting it again (same start time as before the cleanup)."""
+    before = nodes[primary].run('cat /root/pgha-postmaster-before-cleanup')
+    assert before.rc == 0, 'the killed primary is no longer the primary: %s' % before.stderr
+    assert psql(nodes[primary], 'SELECT pg_postmaster_start_time()') == before.stdout.strip()
+    for name in nodes:
+        count = nodes[primary].run('crm_failcount --query --quiet --resource pgsqld --node %s' % member_name(name))
+        assert count.rc == 0 and count.stdout.strip() == '0', (name, count.stdout, count.stderr)
+    defaults = nodes[primary].run('pcs resource defaults config').stdout
+    assert 'failure-timeout=300s' in defaults and 'migration-threshold=5' in defaults, defaults
