@@ -79,6 +79,9 @@ def load_results(results_dir):
         with open(path) as handle:
             result = json.load(handle)
         result.setdefault('parts', [_part(result, path)])
+        # merged runs are renumbered per fault; each drill keeps where it came from
+        result['drills'] = [dict(drill, source='%s run %s' % (os.path.basename(path), drill.get('run', '?')))
+                            for drill in result.get('drills', [])]
         key = (result['ha'], result.get('profile', 'default'))
         if key in merged:
             merged[key] = _merge(merged[key], result, path)

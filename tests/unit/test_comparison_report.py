@@ -247,7 +247,7 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
         'machine': {}, 'started': 'a', 'finished': 'b'}))
     report = render_report(tmp_path, results)
     assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 3.0 / 4.0, lost 0, 1 failed | 90 |' in report
-    assert '- postgres_kill run 2: fatal: the old primary did not rejoin' in report
+    assert '- postgres_kill run 2 (patroni-tuned.json run 2): fatal: the old primary did not rejoin' in report
     assert '| 0 of 100 | 0 | n/a | n/a | 3 of 500 |' in report, 'stale reads of the host crash'
     assert '| 0 of 200 | 0 | n/a | n/a |' in report, 'no read endpoint measured for postgres_kill'
 
@@ -310,6 +310,10 @@ def test_tagged_results_add_runs_to_the_same_solution_and_profile(tmp_path):
     assert rows['host_crash']['runs'] == 4 and rows['host_crash']['rto_median'] == 4.5
     assert rows['switchover']['runs'] == 1
     assert sorted(d['run'] for d in merged['drills'] if d['fault'] == 'host_crash') == [1, 2, 3, 4]
+    # renumbered, but each run still names its file and its own number there
+    assert sorted(d['source'] for d in merged['drills'] if d['fault'] == 'host_crash') == [
+        'pgpool-tuned.json run 1', 'pgpool-tuned.more.json run 1', 'pgpool-tuned.more.json run 2',
+        'pgpool-tuned.more.json run 3']
     assert merged['deploy']['cold_seconds'] == 100
     assert [p['file'] for p in merged['parts']] == ['pgpool-tuned.json', 'pgpool-tuned.more.json']
 
