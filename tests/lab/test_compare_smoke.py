@@ -16,6 +16,10 @@ SOLUTION = os.environ.get('PGHA_SMOKE_HA', 'streaming')
 # A host crash (the old primary cannot be reached at all) and a partition (it
 # still runs and is fenced): between them every step of the drill path.
 FAULTS = os.environ.get('PGHA_SMOKE_FAULTS', 'host_crash,network_partition').split(',')
+# streaming's fenced profile: its operator failover powers the crashed primary
+# off through the lab's fence agent before it promotes (the default profile is
+# the same failover without that step).
+PROFILES = [p for p in os.environ.get('PGHA_SMOKE_PROFILES', 'fenced' if SOLUTION == 'streaming' else '').split(',') if p]
 
 
 @pytest.fixture
@@ -41,9 +45,12 @@ def run_compare(tmp_path, **settings):
 
 
 def test_compare_drills_end_to_end(tmp_path, lab_teardown):
-    result = run_compare(tmp_path, compare_ha=[SOLUTION], compare_faults=FAULTS)
+    result = run_compare(tmp_path, compare_ha=[SOLUTION], compare_faults=FAULTS,
+                         **({'compare_profiles': PROFILES} if PROFILES else {}))
     report = tmp_path / 'comparison.md'
     assert result['ha'] == SOLUTION
+    if PROFILES == ['fenced']:
+        assert result['settings'].get('streaming_fence_agent') == 'fence_pgha_lab', result['settings']
     assert result['deploy']['rerun_changed'] == 0, 'the second deployment changed something'
     assert result['deploy']['cold_seconds'] > 0
     assert [d['fault'] for d in result['drills']] == FAULTS

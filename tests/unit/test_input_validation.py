@@ -73,6 +73,7 @@ def test_site_rejects_an_unknown_solution_with_the_valid_ones():
     ('streaming', {'streaming_synchronous_count': 'two'}, 'streaming_synchronous_count'),
     ('streaming', {'streaming_failover_fence': 'perhaps'}, 'streaming_failover_fence'),
     ('streaming', {'streaming_failover_down_recheck_timeout': 'soon'}, 'streaming_failover_down_recheck_timeout'),
+    ('streaming', {'streaming_fence_parameters': ['plug', 'pg1']}, 'streaming_fence_parameters'),
     ('patroni', {'patroni_install_method': 'curl'}, 'patroni_install_method must be one of'),
     ('patroni', {'patroni_ssl_mode': 'maybe'}, 'patroni_ssl_mode must be one of'),
     ('patroni', {'patroni_haproxy_replica_reads': 'nearest'}, 'patroni_haproxy_replica_reads must be one of'),
