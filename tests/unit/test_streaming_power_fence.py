@@ -1,4 +1,4 @@
-"""The streaming role's failover powers off the members that did not answer
+"""The streaming role's failover powers off the members it cannot reach
 (streaming_fence_agent) before it promotes, and stops when it cannot.
 
 roles/streaming/tasks/power_fence.yml runs here on this machine (local
@@ -46,7 +46,7 @@ def fence(tmp_path, down, fails=''):
              for name in ('db-1', 'db-2', 'db-3')}
     (tmp_path / 'inventory.yml').write_text(yaml.safe_dump({'all': {'children': {'database_nodes': {'hosts': hosts}}}}))
     play = [{'name': 'Fail over', 'hosts': 'database_nodes', 'gather_facts': False,
-             'vars': {'streaming_down': down, 'streaming_new_primary': 'db-1', 'streaming_fence_agent': 'fence_unittest'},
+             'vars': {'streaming_unreachable': down, 'streaming_new_primary': 'db-1', 'streaming_fence_agent': 'fence_unittest'},
              'tasks': [{'name': 'Power off', 'ansible.builtin.include_role': {
                  'name': 'pgha.cluster.streaming', 'tasks_from': 'power_fence.yml'}},
                  {'name': 'Promote', 'ansible.builtin.debug': {'msg': 'promoting'}}]}]
@@ -60,7 +60,7 @@ def fence(tmp_path, down, fails=''):
     return result, result.stdout + result.stderr, [c for c in calls if c]
 
 
-def test_every_member_that_did_not_answer_is_powered_off_once_from_the_candidate(tmp_path):
+def test_every_member_that_cannot_be_reached_is_powered_off_once_from_the_candidate(tmp_path):
     result, output, calls = fence(tmp_path, ['db-2', 'db-3'])
     assert result.returncode == 0, output[-3000:]
     # off, then status, for each; the per-member options (and the secret) reached the agent on stdin
