@@ -74,6 +74,8 @@ def test_site_rejects_an_unknown_solution_with_the_valid_ones():
     ('streaming', {'streaming_failover_fence': 'perhaps'}, 'streaming_failover_fence'),
     ('streaming', {'streaming_failover_down_recheck_timeout': 'soon'}, 'streaming_failover_down_recheck_timeout'),
     ('streaming', {'streaming_fence_parameters': ['plug', 'pg1']}, 'streaming_fence_parameters'),
+    ('streaming', {'streaming_fence_old_primary': 'sometimes'}, 'streaming_fence_old_primary'),
+    ('streaming', {'streaming_fence_interval': 'often'}, 'streaming_fence_interval'),
     ('patroni', {'patroni_install_method': 'curl'}, 'patroni_install_method must be one of'),
     ('patroni', {'patroni_ssl_mode': 'maybe'}, 'patroni_ssl_mode must be one of'),
     ('patroni', {'patroni_haproxy_replica_reads': 'nearest'}, 'patroni_haproxy_replica_reads must be one of'),
@@ -328,6 +330,18 @@ def test_streaming_refuses_verified_replication_without_server_tls():
     assert result.returncode != 0
     assert 'streaming_ssl_mode=verify-full verifies' in output, output[-3000:]
     assert 'streaming_ssl_mode=prefer' in output
+
+
+@pytest.mark.parametrize('extra, message', [
+    ({'streaming_fence_interval': 0}, 'must be at least 1 s'),
+    # below two intervals, one round without an answer would stop a primary
+    ({'streaming_fence_isolated_after': 1}, 'or at least two intervals'),
+])
+def test_streaming_refuses_bad_fence_timing_before_any_change(extra, message):
+    result, output = role_check('streaming', extra)
+    assert result.returncode != 0
+    assert message in output, output[-3000:]
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
 
 
 def test_patroni_refuses_verified_replication_without_server_tls():

@@ -1,14 +1,15 @@
 """The streaming cluster as PostgreSQL reports it, after converge and the side effects.
 
-Marker rows written before the switchover and failover (side_effect.yml) tell
-which operations ran: each one adds a timeline and none may lose a marker.
+Marker rows written around the switchover and the two failovers
+(side_effect.yml) tell which operations ran: each one adds a timeline and none
+may lose a marker.
 """
 import time
 
 import pytest
 
 SERVICE = 'postgresql@15-main'
-MARKERS = ['before-switchover', 'before-failover', 'after-failover', 'after-redeploy']
+MARKERS = ['before-switchover', 'before-failover', 'after-failover', 'after-redeploy', 'before-crash', 'after-rejoin']
 
 
 def psql(node, sql):
@@ -62,12 +63,12 @@ def test_same_timeline_everywhere(nodes, primary):
 
 
 def test_timeline_counts_the_role_changes(nodes, primary):
-    """Timeline 1 at deploy; the switchover and the failover each start a new one."""
+    """Timeline 1 at deploy; the switchover and both failovers each start a new one."""
     markers = psql(nodes[primary], "SELECT count(*) FROM pg_tables WHERE tablename = 'pgha_markers'")
     operations = 0
     if markers == '1':
         names = psql(nodes[primary], 'SELECT name FROM pgha_markers').splitlines()
-        operations = ('before-switchover' in names) + ('after-failover' in names)
+        operations = ('before-switchover' in names) + ('after-failover' in names) + ('after-rejoin' in names)
     current = int(psql(nodes[primary], 'SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)'), 16)
     assert current == 1 + operations
 
