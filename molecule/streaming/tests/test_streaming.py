@@ -116,3 +116,7 @@ def test_replication_is_tls_verified_by_default(nodes, primary, standbys):
 def test_no_secret_in_any_log(assert_no_secret_logged):
     """After the deployment, the re-run, the side effect and the checks above: no lab password in any log."""
     assert_no_secret_logged()
+
+
+def test_the_fence_watches_every_member_and_the_start_check_is_in_place(assert_fence_in_place):
+    assert_fence_in_place('pgha-streaming-fence')
