@@ -12,6 +12,8 @@
   has a given content, owner, group and mode, so a copy of it can be skipped.
 - ``dpkg_installed``: the installed packages among the lines of
   ``dpkg-query --show --showformat '${Package} ${db:Status-Abbrev}\n'``.
+- ``pgpass_entry``: one line of a libpq password file (or of Pgpool-II's
+  pcppass) from its fields, escaped as the modules escape them.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,6 +26,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.pgha.cluster.plugins.module_utils.pgpass import pgpass_escape
 
 # application_name and slot names: lower case, [a-z0-9_] only, 63 bytes at most
 # (NAMEDATALEN - 1); a replication slot name allows nothing else.
@@ -148,6 +151,22 @@ def dpkg_installed(lines):
     return installed
 
 
+def pgpass_entry(fields):
+    """``['db1', 5432, '*', 'repmgr', 'a:b']`` -> ``'db1:5432:*:repmgr:a\\:b'``.
+
+    Backslash and colon are escaped in every field, as libpq and Pgpool-II's
+    pcppass reader expect; a password may contain either.
+    """
+    if isinstance(fields, (str, bytes)) or not isinstance(fields, (list, tuple)):
+        raise AnsibleFilterError('pgpass_entry: expects a list of fields, got %r' % type(fields).__name__)
+    if len(fields) not in (4, 5):
+        raise AnsibleFilterError('pgpass_entry: a password file line has 5 fields (4 in a pcppass), got %d'
+                                 % len(fields))
+    if any(field is None for field in fields):
+        raise AnsibleFilterError('pgpass_entry: a field is undefined (None)')
+    return ':'.join(pgpass_escape(field) for field in fields)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -157,4 +176,5 @@ class FilterModule(object):
             'exporter_url': exporter_url,
             'file_in_place': file_in_place,
             'dpkg_installed': dpkg_installed,
+            'pgpass_entry': pgpass_entry,
         }

@@ -8,7 +8,8 @@ import pytest
 from ansible.errors import AnsibleError
 
 from ansible_collections.pgha.cluster.plugins.filter.members import (
-    dpkg_installed, exporter_url, file_in_place, lsn_to_int, member_address, member_name)
+    dpkg_installed, exporter_url, file_in_place, lsn_to_int, member_address, member_name, pgpass_entry)
+from ansible_collections.pgha.cluster.plugins.module_utils.pgpass import pgpass_split
 from ansible_collections.pgha.cluster.plugins.lookup.playbook_command import playbook_command
 from ansible_collections.pgha.cluster.plugins.lookup.solutions import load_descriptors
 
@@ -191,3 +192,21 @@ def test_dpkg_installed_keeps_only_fully_installed_packages():
     lines = ['etcd-client ii ', 'etcd-server ii ', 'haproxy rc ', 'patroni iU ', 'python3-yaml iF ', 'ydiff iiR', '']
     assert dpkg_installed(lines) == ['etcd-client', 'etcd-server']
     assert dpkg_installed([]) == [] and dpkg_installed(None) == []
+
+
+def test_pgpass_entry_escapes_every_field_and_reads_back():
+    fields = ['10.0.0.1', 5432, '*', 'repl\\user', 'pa:ss\\wo:rd']
+    line = pgpass_entry(fields)
+    assert line == '10.0.0.1:5432:*:repl\\\\user:pa\\:ss\\\\wo\\:rd'
+    assert pgpass_split(line) == [str(field) for field in fields]
+
+
+def test_pgpass_entry_writes_a_pcppass_line_of_four_fields():
+    assert pgpass_entry(['*', 9898, 'pcp', 'se:cret']) == '*:9898:pcp:se\\:cret'
+
+
+@pytest.mark.parametrize('fields', ['host:5432:*:user:password', ['h', 5432, '*', 'user'][:3],
+                                    ['h', 5432, '*', 'user', 'password', 'extra'], ['h', 5432, '*', 'user', None]])
+def test_pgpass_entry_refuses_what_is_not_a_line(fields):
+    with pytest.raises(AnsibleError, match='pgpass_entry'):
+        pgpass_entry(fields)
