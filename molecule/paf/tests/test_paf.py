@@ -11,25 +11,12 @@ switch.
 import os
 import re
 
+from pgha_nodes import member_name, psql, run_as_postgres
+
 SERVICE = 'postgresql@15-main'
 MARKERS = ['before-switchover', 'before-crash']
 VIP = (os.environ.get('PGHA_PAF_IP_PREFIX') or '10.213.66') + '.100'
 PASSFILE = '/var/lib/postgresql/.pgpass_paf'
-
-
-def run(node, command):
-    quoted = "'" + command.replace("'", "'\"'\"'") + "'"
-    return node.run('runuser -u postgres -- sh -c %s' % quoted)
-
-
-def psql(node, sql, database='postgres'):
-    cmd = run(node, "cd /tmp && psql -XAtq -v ON_ERROR_STOP=1 -d %s -c \"%s\"" % (database, sql.replace('"', '\\"')))
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip()
-
-
-def member_name(name):
-    return name.replace('-', '_')
 
 
 def crm_mon(node):
@@ -106,9 +93,9 @@ def test_pacemaker_not_systemd_owns_postgresql(nodes):
 
 def test_a_node_cannot_replicate_from_itself(nodes, primary, standbys):
     ask = "PGPASSFILE=%s psql -XAtq 'host=%s port=5432 user=replicator dbname=replication replication=true connect_timeout=3' -c IDENTIFY_SYSTEM"
-    own = run(nodes[primary], ask % (PASSFILE, VIP))
+    own = run_as_postgres(nodes[primary], ask % (PASSFILE, VIP))
     assert own.rc != 0 and 'pg_hba.conf rejects replication connection' in own.stderr, own.stderr
-    other = run(nodes[standbys[0]], ask % (PASSFILE, VIP))
+    other = run_as_postgres(nodes[standbys[0]], ask % (PASSFILE, VIP))
     assert other.rc == 0, other.stderr
 
 

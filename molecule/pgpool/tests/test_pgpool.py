@@ -13,25 +13,17 @@ import re
 
 import yaml
 
+import pgha_nodes
+from pgha_nodes import member_name, run_as_postgres
+
 MARKERS = ['before-switchover', 'before-crash']
 PGPASS = 'PGPASSFILE=/var/lib/postgresql/.pgpass_pgpool'
 PCPPASS = 'PCPPASSFILE=/var/lib/postgresql/.pcppass'
 
 
-def run(node, command):
-    quoted = "'" + command.replace("'", "'\"'\"'") + "'"
-    return node.run('runuser -u postgres -- sh -c %s' % quoted)
-
-
 def psql(node, sql, target=''):
-    cmd = run(node, "cd /tmp && %s psql -XAtq -v ON_ERROR_STOP=1 %s -d postgres -c \"%s\""
-              % (PGPASS, target, sql.replace('"', '\\"')))
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip()
-
-
-def member_name(name):
-    return name.replace('-', '_')
+    """As postgres with the role's passfile; target: psql's connection options (default: the local socket)."""
+    return pgha_nodes.psql(node, sql, environment=PGPASS, connection=target)
 
 
 def vip(node):
@@ -110,7 +102,7 @@ def test_exactly_one_member_holds_the_virtual_ip_and_it_is_the_watchdog_leader(n
     holders = [name for name, node in nodes.items()
                if ' %s/' % address in node.check_output('ip -o -4 addr show')]
     assert len(holders) == 1, holders
-    info = run(nodes[holders[0]], '%s pcp_watchdog_info -w -v -h localhost -p 9898 -U pcpadmin' % PCPPASS)
+    info = run_as_postgres(nodes[holders[0]], '%s pcp_watchdog_info -w -v -h localhost -p 9898 -U pcpadmin' % PCPPASS)
     assert info.rc == 0, info.stderr
     assert re.search(r'Quorum state\s*:\s*QUORUM EXIST', info.stdout), info.stdout
     assert re.search(r'Alive Remote Nodes\s*:\s*2', info.stdout), info.stdout

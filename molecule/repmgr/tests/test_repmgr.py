@@ -7,24 +7,12 @@ least on timeline 3, and no marker written (and seen on every standby, or
 confirmed by one) may be missing.
 """
 
+from pgha_nodes import member_name, psql, run_as_postgres
+
+
 SERVICE = 'postgresql@15-main'
 REPMGR = '/usr/lib/postgresql/15/bin/repmgr -f /etc/repmgr.conf'
 MARKERS = ['before-switchover', 'before-crash', 'synchronous']
-
-
-def run(node, command):
-    quoted = "'" + command.replace("'", "'\"'\"'") + "'"
-    return node.run('runuser -u postgres -- sh -c %s' % quoted)
-
-
-def psql(node, sql, database='postgres'):
-    cmd = run(node, "cd /tmp && psql -XAtq -v ON_ERROR_STOP=1 -d %s -c \"%s\"" % (database, sql.replace('"', '\\"')))
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip()
-
-
-def member_name(name):
-    return name.replace('-', '_')
 
 
 def test_exactly_one_primary_and_two_standbys(roles, primary, standbys):
@@ -54,7 +42,7 @@ def test_markers_written_before_the_operations_are_on_the_primary(nodes, primary
 
 
 def test_repmgr_cluster_show_says_every_node_runs(nodes, primary, standbys):
-    cmd = run(nodes[primary], 'cd /tmp && %s cluster show' % REPMGR)
+    cmd = run_as_postgres(nodes[primary], 'cd /tmp && %s cluster show' % REPMGR)
     assert cmd.rc == 0, cmd.stdout + cmd.stderr
     rows = [line.split('|') for line in cmd.stdout.splitlines() if '|' in line][1:]
     status = {r[1].strip(): (r[2].strip(), r[3].strip(), r[4].strip()) for r in rows}
@@ -67,7 +55,7 @@ def test_repmgrd_runs_on_every_node(nodes):
     for name, node in nodes.items():
         assert node.service('repmgrd').is_running, name
         assert node.service('repmgrd').is_enabled, name
-    cmd = run(nodes[sorted(nodes)[0]], 'cd /tmp && %s service status --csv' % REPMGR)
+    cmd = run_as_postgres(nodes[sorted(nodes)[0]], 'cd /tmp && %s service status --csv' % REPMGR)
     assert cmd.rc == 0, cmd.stdout + cmd.stderr
     rows = [line.split(',') for line in cmd.stdout.splitlines() if line.strip()]
     assert len(rows) == 3, cmd.stdout
