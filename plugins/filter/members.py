@@ -157,7 +157,7 @@ def pgpass_entry(fields):
     Backslash and colon are escaped in every field, as libpq and Pgpool-II's
     pcppass reader expect; a password may contain either.
     """
-    if isinstance(fields, (str, bytes)) or not isinstance(fields, (list, tuple)):
+    if not isinstance(fields, (list, tuple)):
         raise AnsibleFilterError('pgpass_entry: expects a list of fields, got %r' % type(fields).__name__)
     if len(fields) not in (4, 5):
         raise AnsibleFilterError('pgpass_entry: a password file line has 5 fields (4 in a pcppass), got %d'

@@ -8,19 +8,10 @@ import time
 
 import pytest
 
+from pgha_nodes import member_name, psql
+
 SERVICE = 'postgresql@15-main'
 MARKERS = ['before-switchover', 'before-failover', 'after-failover', 'after-redeploy', 'before-crash', 'after-rejoin']
-
-
-def psql(node, sql):
-    quoted = "'" + sql.replace("'", "'\"'\"'") + "'"
-    cmd = node.run('runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -c %s' % quoted)
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip()
-
-
-def app_name(name):
-    return name.replace('-', '_')
 
 
 def test_every_node_runs_postgresql(nodes):
@@ -35,20 +26,20 @@ def test_one_primary_two_standbys(roles, primary, standbys):
 def test_standbys_stream_from_the_primary(nodes, primary, standbys):
     rows = psql(nodes[primary], "SELECT application_name, state, sync_state FROM pg_stat_replication "
                                 "ORDER BY 1").splitlines()
-    assert [r.split('|')[0] for r in rows] == [app_name(s) for s in standbys]
+    assert [r.split('|')[0] for r in rows] == [member_name(s) for s in standbys]
     assert all(r.split('|')[1] == 'streaming' for r in rows), rows
     # ANY 1 quorum: both standbys are quorum candidates
     assert all(r.split('|')[2] == 'quorum' for r in rows), rows
     primary_ip = nodes[primary].check_output("hostname -I").split()[0]
     for name in standbys:
         status = psql(nodes[name], 'SELECT status, sender_host, slot_name FROM pg_stat_wal_receiver')
-        assert status == 'streaming|%s|%s' % (primary_ip, app_name(name))
+        assert status == 'streaming|%s|%s' % (primary_ip, member_name(name))
 
 
 def test_slots_on_the_primary_only(nodes, primary, standbys):
     slots = psql(nodes[primary], "SELECT slot_name, active FROM pg_replication_slots "
                                  "WHERE slot_type = 'physical' ORDER BY 1").splitlines()
-    assert slots == ['%s|t' % app_name(s) for s in standbys]
+    assert slots == ['%s|t' % member_name(s) for s in standbys]
     for name in standbys:
         assert psql(nodes[name], 'SELECT count(*) FROM pg_replication_slots') == '0'
 
