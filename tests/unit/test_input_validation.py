@@ -82,6 +82,8 @@ def test_site_rejects_an_unknown_solution_with_the_valid_ones():
     ('patroni', {'patroni_leader_fence_interval': 'often'}, 'patroni_leader_fence_interval'),
     ('etcd', {'etcd_auto_compaction_mode': 'never'}, 'etcd_auto_compaction_mode must be one of'),
     ('pgpool', {'pgpool_connect_timeout': 'soon'}, 'pgpool_connect_timeout'),
+    ('postgresql', {'postgresql_ha_requirements': {'settings': 'max_connections=50'}}, 'postgresql_ha_requirements'),
+    ('postgresql', {'postgresql_ha_requirements': {'setings': {}}}, 'setings'),
 ])
 def test_role_argument_specs_reject_bad_values(role, extra, message):
     """The role's argument spec stops it before its first task."""
