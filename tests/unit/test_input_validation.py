@@ -82,6 +82,8 @@ def test_site_rejects_an_unknown_solution_with_the_valid_ones():
     ('patroni', {'patroni_leader_fence_interval': 'often'}, 'patroni_leader_fence_interval'),
     ('etcd', {'etcd_auto_compaction_mode': 'never'}, 'etcd_auto_compaction_mode must be one of'),
     ('pgpool', {'pgpool_connect_timeout': 'soon'}, 'pgpool_connect_timeout'),
+    ('postgresql', {'postgresql_ha_requirements': {'settings': 'max_connections=50'}}, 'postgresql_ha_requirements'),
+    ('postgresql', {'postgresql_ha_requirements': {'setings': {}}}, 'setings'),
 ])
 def test_role_argument_specs_reject_bad_values(role, extra, message):
     """The role's argument spec stops it before its first task."""
@@ -454,3 +456,70 @@ def test_patroni_refuses_the_postgresql_exporter_before_any_change():
     assert 'postgresql_exporter_enabled=true needs postgresql_manage_cluster=true' in output, output[-3000:]
     assert 'Set postgresql_exporter_enabled=false' in output
     assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+
+
+# What an HA role passes to the postgresql role (as the paf and repmgr roles do).
+HA_REQUIREMENTS = {
+    'solution': 'the unit role',
+    'settings': {'primary_conninfo': 'host=10.0.0.100 user=replicator', 'recovery_target_timeline': 'latest'},
+    'preload_libraries': ['repmgr'],
+    'packages': ['resource-agents-paf'],
+    'hba': [{'database': 'replication', 'user': 'all', 'method': 'reject', 'address': '10.0.0.100/32'}],
+    'users': [{'name': 'repmgr', 'role_attr_flags': 'LOGIN,REPLICATION'}],
+    'databases': [{'name': 'repmgr', 'owner': 'repmgr'}],
+}
+
+
+def test_postgresql_refuses_user_inputs_that_contradict_the_ha_role_before_any_change():
+    """A user's setting, account or database that the HA role also sets would be dropped without a word: refused,
+    naming each, never a value. A setting with the HA role's own value is not a contradiction."""
+    extra = dict(SECRETS, postgresql_ha_requirements=HA_REQUIREMENTS,
+                 postgresql_settings={'primary_conninfo': 'host=elsewhere password=unit-conninfo-secret',
+                                      'recovery_target_timeline': 'latest', 'max_connections': 50},
+                 postgresql_users=[{'name': 'app'}, {'name': 'repmgr'}],
+                 postgresql_databases=[{'name': 'repmgr'}])
+    result, output = role_check('postgresql', extra)
+    assert result.returncode != 0
+    message = [line for line in output.splitlines() if 'sets these itself' in line]
+    assert message, output[-3000:]
+    assert ('the unit role sets these itself, and your inputs set them otherwise: postgresql_settings.primary_conninfo, '
+            'postgresql_users repmgr, postgresql_databases repmgr.') in message[0]
+    assert 'recovery_target_timeline' not in message[0] and 'max_connections' not in message[0]
+    assert 'Nothing was changed' in output
+    assert 'unit-conninfo-secret' not in output
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+
+
+def test_postgresql_keeps_the_ha_requirements_when_the_user_passes_extra_vars(tmp_path):
+    """Extra vars outrank every variable a role sets: -e postgresql_settings=... used to replace the settings
+    the paf role passed (its primary_conninfo), and PAF never promoted. The requirements are their own input,
+    merged by the postgresql role: both the user's values and the HA role's reach the server."""
+    play = tmp_path / 'merge.yml'
+    play.write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'vars': {'postgresql_ha_requirements': HA_REQUIREMENTS},
+        'tasks': [
+            {'ansible.builtin.include_role': {'name': 'pgha.cluster.postgresql', 'tasks_from': 'validate.yml',
+                                              'public': True}},
+            {'ansible.builtin.debug': {'msg': 'MERGED {{ {"settings": _postgresql_settings, "packages": _postgresql_packages,'
+                                              ' "hba": _postgresql_hba_lines, "users": _postgresql_users,'
+                                              ' "databases": _postgresql_databases} | to_json }}'}},
+        ]}]))
+    extra = dict(SECRETS, postgresql_settings={'max_connections': 50, 'shared_preload_libraries': 'pg_stat_statements'},
+                 postgresql_extra_packages=['postgresql-15-pgaudit'],
+                 postgresql_hba_extra=[VALID_HBA], postgresql_users=[{'name': 'app'}], postgresql_databases=[{'name': 'app'}])
+    result = run([os.path.join(BIN, 'ansible-playbook'), '--check', str(play), '-e', json.dumps(extra)])
+    assert result.returncode == 0, result.stdout[-3000:]
+    line = [line for line in result.stdout.splitlines() if '"msg": "MERGED ' in line]
+    assert line, result.stdout[-3000:]
+    merged = json.loads(json.loads('{' + line[0].strip() + '}')['msg'][len('MERGED '):])
+    settings = merged['settings']
+    assert settings['primary_conninfo'] == 'host=10.0.0.100 user=replicator'
+    assert settings['recovery_target_timeline'] == 'latest'
+    assert settings['max_connections'] == 50
+    assert settings['shared_preload_libraries'] == 'pg_stat_statements,repmgr'
+    assert settings['wal_level'] == 'replica'
+    assert merged['packages'][-2:] == ['postgresql-15-pgaudit', 'resource-agents-paf']
+    assert merged['hba'] == [VALID_HBA] + HA_REQUIREMENTS['hba']
+    assert [user['name'] for user in merged['users']] == ['app', 'repmgr']
+    assert [database['name'] for database in merged['databases']] == ['app', 'repmgr']

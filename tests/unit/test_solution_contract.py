@@ -195,3 +195,32 @@ def test_metrics_endpoints_evaluate_over_the_inventory(tmp_path):
     for play in plays:
         msg = play['tasks'][0]['hosts']['localhost']['msg']
         assert msg == ['http://192.0.2.11:9187/metrics', 'http://192.0.2.12:9200/metrics'], (play['play']['name'], msg)
+
+
+# The postgresql role's inputs that belong to the user: a role passing its own copy of one
+# through include_role vars would be outranked by an extra var of the same name.
+POSTGRESQL_USER_INPUTS = {'postgresql_settings', 'postgresql_extra_packages', 'postgresql_hba_extra',
+                          'postgresql_users', 'postgresql_databases'}
+
+
+def postgresql_includes():
+    """Every include_role/import_role of the postgresql role in the roles' tasks, with its vars."""
+    for path in sorted(glob.glob(os.path.join(REPO, 'roles', '*', 'tasks', '*.yml'))):
+        stack = list(load(path) or [])
+        while stack:
+            task = stack.pop()
+            if not isinstance(task, dict):
+                continue
+            for key in ('block', 'rescue', 'always'):
+                stack.extend(task.get(key) or [])
+            for action in ('ansible.builtin.include_role', 'ansible.builtin.import_role', 'include_role', 'import_role'):
+                if isinstance(task.get(action), dict) and task[action].get('name') in ('pgha.cluster.postgresql', 'postgresql'):
+                    yield os.path.relpath(path, REPO), task.get('name'), task.get('vars') or {}
+
+
+def test_roles_pass_their_needs_to_the_postgresql_role_as_requirements():
+    includes = list(postgresql_includes())
+    assert any('postgresql_ha_requirements' in variables for _, _, variables in includes), includes
+    passed = [(path, name, sorted(POSTGRESQL_USER_INPUTS & set(variables))) for path, name, variables in includes
+              if POSTGRESQL_USER_INPUTS & set(variables)]
+    assert not passed, 'pass these through postgresql_ha_requirements (docs/architecture.md): %s' % passed

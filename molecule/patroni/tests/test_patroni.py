@@ -5,6 +5,7 @@ socket and through HAProxy, etcdctl over TLS.
 """
 import json
 import secrets
+import shlex
 import time
 
 import pytest
@@ -46,20 +47,16 @@ def members(host):
 def psql(host, sql, port=None, address='127.0.0.1'):
     """psql over the local socket as postgres, or through HAProxy (port) as the application account."""
     if port is None:
-        cmd = "runuser -u postgres -- psql -XAtqc %s" % _quote(sql)
+        cmd = "runuser -u postgres -- psql -XAtqc %s" % shlex.quote(sql)
     else:
         cmd = "PGPASSWORD=%s psql -XAtq -h %s -p %d -U %s -d postgres -c %s" % (
-            APP_PASSWORD, address, port, APP_USER, _quote(sql))
+            APP_PASSWORD, address, port, APP_USER, shlex.quote(sql))
     return host.check_output(cmd)
 
 
 def address_of(host, name):
     """The IPv4 address a lab host name resolves to, as seen from host."""
     return host.check_output("getent ahostsv4 %s | awk 'NR==1 {print $1}'" % name)
-
-
-def _quote(sql):
-    return "'" + sql.replace("'", "'\\''") + "'"
 
 
 @pytest.fixture(scope='module')

@@ -1,5 +1,6 @@
 """A standalone PostgreSQL instance built by the postgresql role."""
 import os
+import shlex
 
 import pytest
 
@@ -8,13 +9,9 @@ CONF_DIR = '/etc/postgresql/15/main'
 
 
 def psql(host, sql, db='postgres', port=5432):
-    cmd = host.run("runuser -u postgres -- psql -XAtq -p %d -d %s -c %s" % (port, db, _quote(sql)))
+    cmd = host.run("runuser -u postgres -- psql -XAtq -p %d -d %s -c %s" % (port, db, shlex.quote(sql)))
     assert cmd.rc == 0, cmd.stderr
     return cmd.stdout.strip()
-
-
-def _quote(text):
-    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 def test_service_active_and_enabled(host):
@@ -103,8 +100,8 @@ def test_tls_verify_full_connection(host):
     conninfo = ("host=%s dbname=app user=app sslmode=verify-full sslrootcert=%s/tls/ca.crt connect_timeout=5"
                 % (host.backend.get_hostname(), CONF_DIR))
     cmd = host.run("PGPASSWORD=%s psql -XAtq %s -c %s" % (
-        _quote(secret('app')), _quote(conninfo),
-        _quote('SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()')))
+        shlex.quote(secret('app')), shlex.quote(conninfo),
+        shlex.quote('SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()')))
     assert cmd.rc == 0, cmd.stderr
     assert cmd.stdout.strip().startswith('t|TLSv1.')
 
@@ -128,9 +125,9 @@ def member_address(host):
 
 def scrape(host, url):
     """GET the URL on the node itself (the lab image has python3, not curl)."""
-    cmd = host.run("python3 -c %s" % _quote(
+    cmd = host.run("python3 -c %s" % shlex.quote(
         'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())')
-        + ' ' + _quote(url))
+        + ' ' + shlex.quote(url))
     assert cmd.rc == 0, cmd.stderr
     return cmd.stdout
 

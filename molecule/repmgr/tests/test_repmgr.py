@@ -67,6 +67,13 @@ def test_repmgr_account_is_not_a_superuser(nodes, primary):
     assert psql(nodes[primary], "SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = 'repmgr'") == 'f|t'
 
 
+def test_every_member_runs_what_repmgr_asked_the_postgresql_role_for(nodes):
+    """postgresql_ha_requirements reached each server: repmgr's library and the role's wal_sender_timeout."""
+    for name, node in nodes.items():
+        assert psql(node, 'SHOW shared_preload_libraries') == 'repmgr', name
+        assert psql(node, 'SHOW wal_sender_timeout') == '3s', name
+
+
 def test_every_conninfo_carries_the_timeouts(nodes, primary):
     # connect_timeout bounds a check of a dead host; tcp_user_timeout brings it from 2 s to 1 s.
     conninfos = psql(nodes[primary], 'SELECT conninfo FROM repmgr.nodes', database='repmgr').splitlines()
