@@ -14,6 +14,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -493,6 +494,29 @@ def plot(groups, path):
     plt.close(fig)
 
 
+_FATAL = re.compile(r'fatal: \[([^\]]+)\]: FAILED! => ')
+_MESSAGE = re.compile(r'"msg": "((?:[^"\\]|\\.)*)"')
+_RETRYING = re.compile(r'FAILED - RETRYING: \[([^\]]+)\]: (.+?) \(\d+ retries left\)')
+
+
+def failure_reason(error):
+    """The reason a drill failed, from the last lines of its output that compare.yml keeps.
+
+    The message of the last failed task when it has one (the drill's own verdict), else
+    the task that gave up after its retries, else the kept lines as they are.
+    """
+    fatal = list(_FATAL.finditer(error))
+    if fatal:
+        messages = [m.group(1) for m in _MESSAGE.finditer(error, fatal[-1].end())]
+        if messages and messages[0].strip():
+            return messages[0].strip()
+        retrying = _RETRYING.findall(error[:fatal[-1].start()])
+        if retrying:
+            host, task = retrying[-1]
+            return '%s on %s: gave up after its retries' % (task, host)
+    return error.strip()
+
+
 def build_context(runs, facts):
     groups = []
     runs = [set_aside_superseded_drills(result, facts.get(result['ha'], {})) for result in runs]
@@ -505,7 +529,7 @@ def build_context(runs, facts):
             'deploy': result.get('deploy', {}),
             'rows': rows,
             'by_fault': {row['fault']: row for row in rows},
-            'errors': [d for d in result.get('drills', []) if d.get('error')],
+            'errors': [dict(d, reason=failure_reason(d['error'])) for d in result.get('drills', []) if d.get('error')],
             'set_aside': result.get('set_aside', []),
             'machine': result.get('machine', {}),
             'started': result.get('started'),

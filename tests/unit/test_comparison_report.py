@@ -252,6 +252,20 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
     assert '| 0 of 200 | 0 | n/a | n/a |' in report, 'no read endpoint measured for postgres_kill'
 
 
+@pytest.mark.parametrize('error, reason', [
+    # the drill's verdict, after an assert of the same play that passed
+    ('    "msg": "All assertions passed" | fatal: [localhost]: FAILED! => { |     "msg": "Drill failed: 3 split-brain '
+     'observation(s), 0 lost write(s) ([])."', 'Drill failed: 3 split-brain observation(s), 0 lost write(s) ([]).'),
+    # a command that gave up: its msg is empty, the task that retried names it
+    ('FAILED - RETRYING: [pg1]: Wait until every standby streams (1 retries left). | fatal: [pg1]: FAILED! => '
+     '{"attempts": 120, "changed": false, "msg": "", "rc": 0, "stdout": "pg3"',
+     'Wait until every standby streams on pg1: gave up after its retries'),
+    ('fatal: the old primary did not rejoin', 'fatal: the old primary did not rejoin'),
+])
+def test_a_failed_drill_is_shown_with_its_reason(error, reason):
+    assert comparison_report.failure_reason(error) == reason
+
+
 def test_a_fault_without_any_measurement_says_so(tmp_path):
     results = tmp_path / 'results'
     results.mkdir()
