@@ -220,7 +220,7 @@ def postgresql_includes():
 
 def test_roles_pass_their_needs_to_the_postgresql_role_as_requirements():
     includes = list(postgresql_includes())
-    assert any('postgresql_ha_requirements' in variables for _, _, variables in includes), includes
+    assert any('postgresql_ha_requirements' in include[2] for include in includes), includes
     passed = [(path, name, sorted(POSTGRESQL_USER_INPUTS & set(variables))) for path, name, variables in includes
               if POSTGRESQL_USER_INPUTS & set(variables)]
     assert not passed, 'pass these through postgresql_ha_requirements (docs/architecture.md): %s' % passed
