@@ -494,7 +494,7 @@ def plot(groups, path):
     plt.close(fig)
 
 
-_FATAL = re.compile(r'fatal: \[([^\]]+)\]: FAILED! => ')
+_FATAL = re.compile(r'fatal: \[[^\]]+\]: FAILED! => ')
 _MESSAGE = re.compile(r'"msg": "((?:[^"\\]|\\.)*)"')
 _RETRYING = re.compile(r'FAILED - RETRYING: \[([^\]]+)\]: (.+?) \(\d+ retries left\)')
 
@@ -507,9 +507,9 @@ def failure_reason(error):
     """
     fatal = list(_FATAL.finditer(error))
     if fatal:
-        messages = [m.group(1) for m in _MESSAGE.finditer(error, fatal[-1].end())]
-        if messages and messages[0].strip():
-            return messages[0].strip()
+        message = _MESSAGE.search(error, fatal[-1].end())
+        if message and message.group(1).strip():
+            return message.group(1).strip()
         retrying = _RETRYING.findall(error[:fatal[-1].start()])
         if retrying:
             host, task = retrying[-1]
