@@ -458,6 +458,58 @@ def test_patroni_refuses_the_postgresql_exporter_before_any_change():
     assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
 
 
+# What the patroni role's checks need to get as far as the postgresql role's.
+PATRONI_MINIMAL = dict(SECRETS, pgha_patroni_api_password='unit-api', patroni_members=['localhost'],
+                       patroni_bootstrap_host='localhost', patroni_etcd_hosts=['127.0.0.1:2379'])
+
+
+@pytest.mark.parametrize('extra, refused', [
+    # the postgresql role would create and start a Debian cluster next to the one Patroni creates
+    ({'postgresql_manage_cluster': True}, 'postgresql_manage_cluster'),
+    # the server of another version than the one Patroni's configuration runs
+    ({'postgresql_version': 16}, 'postgresql_version'),
+    ({'postgresql_manage_cluster': True, 'postgresql_version': '16'}, 'postgresql_manage_cluster, postgresql_version'),
+])
+def test_patroni_refuses_extra_vars_that_outrank_its_postgresql_include_before_any_change(extra, refused):
+    """Extra vars outrank the include vars the patroni role passes to the postgresql role (install only, Patroni's
+    version). The patroni role passes both as postgresql_ha_requirements too, and its checks refuse an extra var
+    that contradicts them, naming it, before the first change."""
+    result, output = role_check('patroni', dict(PATRONI_MINIMAL, **extra))
+    assert result.returncode != 0
+    message = [line for line in output.splitlines() if 'sets these itself' in line]
+    assert message, output[-3000:]
+    assert 'the patroni role sets these itself, and your inputs set them otherwise: %s.' % refused in message[0]
+    assert 'Nothing was changed' in message[0]
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+
+
+@pytest.mark.parametrize('version', [15, '15'])
+def test_patroni_checks_accept_the_postgresql_version_it_runs(tmp_path, version):
+    """The version Patroni runs, given as an extra var (a number or a string), is no contradiction: the patroni
+    role's validate entry point, the one deploy/patroni.yml runs before etcd, passes."""
+    play = tmp_path / 'validate.yml'
+    play.write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'tasks': [{'ansible.builtin.include_role': {'name': 'pgha.cluster.patroni', 'tasks_from': 'validate'}}]}]))
+    extra = dict(PATRONI_MINIMAL, postgresql_version=version, postgresql_manage_cluster=False)
+    result = run([os.path.join(BIN, 'ansible-playbook'), '--check', str(play), '-e', json.dumps(extra)])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert 'Check that the user\'s inputs leave what the HA role needs alone' in result.stdout
+    assert 'sets these itself' not in result.stdout
+
+
+def test_patroni_validate_entry_point_checks_the_argument_spec(tmp_path):
+    """deploy/patroni.yml runs the validate entry point before etcd: it checks the same argument spec as main."""
+    play = tmp_path / 'validate.yml'
+    play.write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'tasks': [{'ansible.builtin.include_role': {'name': 'pgha.cluster.patroni', 'tasks_from': 'validate'}}]}]))
+    result = run([os.path.join(BIN, 'ansible-playbook'), '--check', str(play), '-e',
+                  json.dumps(dict(PATRONI_MINIMAL, patroni_ttl='soon'))])
+    assert result.returncode != 0
+    assert 'patroni_ttl' in result.stdout and 'Validating arguments' in result.stdout, result.stdout[-3000:]
+
+
 # What an HA role passes to the postgresql role (as the paf and repmgr roles do).
 HA_REQUIREMENTS = {
     'solution': 'the unit role',

@@ -224,3 +224,20 @@ def test_roles_pass_their_needs_to_the_postgresql_role_as_requirements():
     passed = [(path, name, sorted(POSTGRESQL_USER_INPUTS & set(variables))) for path, name, variables in includes
               if POSTGRESQL_USER_INPUTS & set(variables)]
     assert not passed, 'pass these through postgresql_ha_requirements (docs/architecture.md): %s' % passed
+
+
+@pytest.mark.parametrize('name', [name for name in DEPLOYABLE if SOLUTIONS[name]['deploy_playbook']])
+def test_an_own_deploy_play_runs_the_solutions_checks_before_anything_else(name):
+    """A solution with its own deploy play (Patroni: etcd first) runs its role's validate entry point in the first
+    play, so bad input stops the run before another role changes a host; the entry point has an argument spec."""
+    descriptor = SOLUTIONS[name]
+    plays = load(os.path.join(PLAYBOOKS, descriptor['deploy_playbook']))
+    first = plays[0]
+    assert not first.get('roles'), 'the first play runs a role before the checks: %s' % first.get('roles')
+    includes = [task.get('ansible.builtin.include_role') or task.get('ansible.builtin.import_role') or {}
+                for task in first.get('tasks') or []]
+    assert {'name': 'pgha.cluster.' + descriptor['role'], 'tasks_from': 'validate'} in includes, first
+    role = os.path.join(REPO, 'roles', descriptor['role'])
+    assert os.path.isfile(os.path.join(role, 'tasks', 'validate.yml'))
+    specs = load(os.path.join(role, 'meta', 'argument_specs.yml'))['argument_specs']
+    assert specs['validate']['options'] == specs['main']['options']
