@@ -284,6 +284,11 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
 @pytest.mark.parametrize('extra, message', [
     # two watchdog members: either alone has no quorum, or half the votes
     ({'pgpool_members': ['db-1', 'db-2']}, 'needs at least 3 members'),
+    # extra vars outrank what the role passes the streaming role: a synchronous cluster behind an
+    # asynchronous Pgpool-II, the streaming role's fence next to Pgpool-II's, other members
+    ({'streaming_synchronous_mode': True}, 'your inputs set them otherwise: streaming_synchronous_mode.'),
+    ({'streaming_primary_fence': True, 'streaming_members': ['db-1', 'db-2', 'db-4'], 'streaming_primary': 'db-2'},
+     'your inputs set them otherwise: streaming_members, streaming_primary, streaming_primary_fence.'),
     ({'pgpool_pcp_password': ''}, 'needs a PCP password'),
     ({'pgpool_client_users': [{'name': 'app'}]}, 'needs a PCP password'),
     # health checks off with automatic failover: a dead primary is seen late or never
@@ -316,6 +321,15 @@ def test_pgpool_accepts_health_checks_off_only_when_told():
     assert result.returncode != 0
     # the health-check refusal is gone; the check after it (the pool size) still ran and refused
     assert 'with health checks off' not in output and 'exceed PostgreSQL' in output, output[-3000:]
+
+
+def test_pgpool_accepts_streaming_inputs_that_agree_with_its_own():
+    result, output = run_role('pgpool', dict(PGPOOL_OK, pgpool_synchronous_mode=True, streaming_synchronous_mode=True,
+                                             streaming_members=['db-1', 'db-2', 'db-3'], streaming_primary_fence=False,
+                                             pgpool_num_init_children=200))
+    assert result.returncode != 0
+    # the streaming inputs passed; the check after them (the pool size) still ran and refused
+    assert 'sets these inputs of the streaming role' not in output and 'exceed PostgreSQL' in output, output[-3000:]
 
 
 def test_pgpool_fence_timing_is_not_checked_when_the_fence_is_off():
