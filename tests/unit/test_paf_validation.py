@@ -77,6 +77,10 @@ def test_no_fencing_without_the_lab_acknowledgement_is_refused(tmp_path):
     ({'postgresql_tls': False}, 'verifies the members\' certificates, but postgresql_tls is false'),
     ({'paf_synchronous_mode': True, 'paf_synchronous_count': 3}, 'needs at least 1 and fewer than the 3'),
     ({'paf_synchronous_mode': True, 'paf_synchronous_count': 0}, 'needs at least 1 and fewer than the 3'),
+    # extra vars outrank what the role passes the pacemaker role (corosync's timing behind the recorded one)
+    ({'pacemaker_token': 3000}, 'your inputs set them otherwise: pacemaker_token.'),
+    ({'pacemaker_members': ['db-1', 'db-2'], 'pacemaker_token_coefficient': 650},
+     'your inputs set them otherwise: pacemaker_members, pacemaker_token_coefficient.'),
 ])
 def test_other_bad_settings_are_refused(tmp_path, extra, message):
     result, output = run_paf(tmp_path, dict(GOOD, **extra))
