@@ -246,6 +246,9 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     ({'repmgr_reconnect_attempts': 2}, 'must last at least two monitor intervals (2 s)'),
     ({'repmgr_reconnect_attempts': 6, 'repmgr_reconnect_interval': 10, 'repmgr_monitor_interval_secs': 31},
      'must last at least two monitor intervals (62 s)'),
+    # a fence input the role passes the primary_fence role itself (an extra var would outrank it)
+    ({'primary_fence_interval': 5, 'primary_fence_watch': False},
+     'the repmgr role sets these inputs of the primary_fence role itself: primary_fence_watch, primary_fence_interval.'),
 ])
 def test_repmgr_refuses_bad_input_before_any_change(extra, message):
     """The role's first tasks (validate.yml) stop it on localhost, before any host is contacted."""
@@ -287,6 +290,8 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
     # extra vars outrank what the role passes the streaming role: a synchronous cluster behind an
     # asynchronous Pgpool-II, the streaming role's fence next to Pgpool-II's, other members
     ({'streaming_synchronous_mode': True}, 'your inputs set them otherwise: streaming_synchronous_mode.'),
+    ({'primary_fence_isolated_after': 10},
+     'the pgpool role sets these inputs of the primary_fence role itself: primary_fence_isolated_after.'),
     ({'streaming_primary_fence': True, 'streaming_members': ['db-1', 'db-2', 'db-4'], 'streaming_primary': 'db-2'},
      'your inputs set them otherwise: streaming_members, streaming_primary, streaming_primary_fence.'),
     ({'pgpool_pcp_password': ''}, 'needs a PCP password'),
@@ -337,6 +342,17 @@ def test_pgpool_fence_timing_is_not_checked_when_the_fence_is_off():
                                              pgpool_num_init_children=200))
     assert result.returncode != 0
     assert 'or at least two intervals' not in output and 'exceed PostgreSQL' in output, output[-3000:]
+
+
+def test_streaming_refuses_fence_inputs_it_sets_itself_before_any_change():
+    """-e primary_fence_watch=false would outrank the streaming role's streaming_fence_old_primary: refused by name,
+    pointing at the role's own fence inputs. A fence input the role leaves to the fence (its port) is no contradiction."""
+    result, output = role_check('streaming', {'primary_fence_watch': False, 'primary_fence_port': 5433})
+    assert result.returncode != 0
+    assert ('the streaming role sets these inputs of the primary_fence role itself: primary_fence_watch. Remove them, '
+            'and set its own fence inputs instead (streaming_fence_*') in output, output[-3000:]
+    assert 'Nothing was changed' in output
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
 
 
 def test_streaming_refuses_verified_replication_without_server_tls():

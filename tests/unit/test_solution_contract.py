@@ -205,17 +205,8 @@ POSTGRESQL_USER_INPUTS = {'postgresql_settings', 'postgresql_extra_packages', 'p
 
 def postgresql_includes():
     """Every include_role/import_role of the postgresql role in the roles' tasks, with its vars."""
-    for path in sorted(glob.glob(os.path.join(REPO, 'roles', '*', 'tasks', '*.yml'))):
-        stack = list(load(path) or [])
-        while stack:
-            task = stack.pop()
-            if not isinstance(task, dict):
-                continue
-            for key in ('block', 'rescue', 'always'):
-                stack.extend(task.get(key) or [])
-            for action in ('ansible.builtin.include_role', 'ansible.builtin.import_role', 'include_role', 'import_role'):
-                if isinstance(task.get(action), dict) and task[action].get('name') in ('pgha.cluster.postgresql', 'postgresql'):
-                    yield os.path.relpath(path, REPO), task.get('name'), task.get('vars') or {}
+    for path, _tasks_from, variables, name in role_includes('postgresql'):
+        yield path, name, variables
 
 
 def test_roles_pass_their_needs_to_the_postgresql_role_as_requirements():
@@ -241,3 +232,34 @@ def test_an_own_deploy_play_runs_the_solutions_checks_before_anything_else(name)
     assert os.path.isfile(os.path.join(role, 'tasks', 'validate.yml'))
     specs = load(os.path.join(role, 'meta', 'argument_specs.yml'))['argument_specs']
     assert specs['validate']['options'] == specs['main']['options']
+
+
+def role_includes(role_name):
+    """Every include_role/import_role of a role in the roles' tasks: (path, tasks_from, vars, task name)."""
+    for path in sorted(glob.glob(os.path.join(REPO, 'roles', '*', 'tasks', '*.yml'))):
+        stack = list(load(path) or [])
+        while stack:
+            task = stack.pop()
+            if not isinstance(task, dict):
+                continue
+            for key in ('block', 'rescue', 'always'):
+                stack.extend(task.get(key) or [])
+            for action in ('ansible.builtin.include_role', 'ansible.builtin.import_role', 'include_role', 'import_role'):
+                include = task.get(action)
+                if isinstance(include, dict) and include.get('name') in ('pgha.cluster.' + role_name, role_name):
+                    yield os.path.relpath(path, REPO), include.get('tasks_from'), task.get('vars') or {}, task.get('name')
+
+
+def test_roles_that_run_the_fence_refuse_its_inputs_they_set_themselves():
+    """An extra var outranks the fence inputs an HA role passes: each role that runs the primary_fence role checks,
+    in its validate.yml, exactly the inputs it passes (roles/primary_fence/tasks/owned_inputs.yml)."""
+    includes = list(role_includes('primary_fence'))
+    runs = {path.split(os.sep)[1]: variables for path, tasks_from, variables, _name in includes if not tasks_from}
+    checks = {path.split(os.sep)[1]: variables for path, tasks_from, variables, _name in includes
+              if tasks_from == 'owned_inputs.yml' and path.endswith(os.path.join('tasks', 'validate.yml'))}
+    assert runs, includes
+    for role, variables in runs.items():
+        passed = sorted(name[len('primary_fence_'):] for name in variables)
+        assert role in checks, '%s runs the fence without checking its inputs in validate.yml' % role
+        assert sorted(checks[role]['primary_fence_owned_inputs']) == passed, role
+        assert checks[role]['primary_fence_owner_prefix'] == role
