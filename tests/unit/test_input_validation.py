@@ -355,6 +355,36 @@ def test_streaming_refuses_fence_inputs_it_sets_itself_before_any_change():
     assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
 
 
+# What the streaming and repmgr roles pass as include vars and name in postgresql_ha_requirements.inputs.
+PASSED_INPUTS = {'solution': 'the unit role',
+                 'inputs': {'postgresql_cluster_members': ['db-1', 'db-2'], 'postgresql_manage_accounts': True}}
+
+
+@pytest.mark.parametrize('given, refused', [
+    # pg_hba for other members than the HA role's: no standby could replicate
+    ({'postgresql_cluster_members': ['db-1']}, 'postgresql_cluster_members'),
+    # -e gives a string: 'false' still compares as a boolean
+    ({'postgresql_cluster_members': ['db-1', 'db-2'], 'postgresql_manage_accounts': 'false'}, 'postgresql_manage_accounts'),
+    ({'postgresql_cluster_members': [], 'postgresql_manage_accounts': False},
+     'postgresql_cluster_members, postgresql_manage_accounts'),
+    # the values the HA role passes, as -e gives them and the list in another order, are no contradiction
+    ({'postgresql_cluster_members': ['db-2', 'db-1'], 'postgresql_manage_accounts': 'true'}, None),
+])
+def test_postgresql_refuses_an_input_that_outranks_what_the_ha_role_passes(given, refused):
+    """An HA role passes some of this role's inputs as include vars and names them, with their values, in
+    postgresql_ha_requirements.inputs; an extra var that outranks one with another value is refused by name."""
+    result, output = role_check('postgresql', dict(SECRETS, postgresql_ha_requirements=PASSED_INPUTS, **given))
+    message = [line for line in output.splitlines() if 'sets these itself' in line]
+    if refused is None:
+        assert not message, message
+        assert 'Check that the user' in output or 'All assertions passed' in output, output[-3000:]
+        return
+    assert result.returncode != 0
+    assert message, output[-3000:]
+    assert 'the unit role sets these itself, and your inputs set them otherwise: %s.' % refused in message[0]
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+
+
 def test_streaming_refuses_verified_replication_without_server_tls():
     """verify-full replication (the default) against servers without TLS would leave every standby
     unable to connect: refused before the first change, naming the plaintext opt-out."""

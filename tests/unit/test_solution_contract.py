@@ -263,3 +263,38 @@ def test_roles_that_run_the_fence_refuse_its_inputs_they_set_themselves():
         assert role in checks, '%s runs the fence without checking its inputs in validate.yml' % role
         assert sorted(checks[role]['primary_fence_owned_inputs']) == passed, role
         assert checks[role]['primary_fence_owner_prefix'] == role
+
+
+def requirement_inputs(role):
+    """The keys of every `inputs` mapping next to a `solution` key in a role's tasks and vars files."""
+    found = set()
+    for path in glob.glob(os.path.join(REPO, 'roles', role, '*', '*.yml')):
+        stack = [load(path)]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                if 'solution' in item and isinstance(item.get('inputs'), dict):
+                    found |= set(item['inputs'])
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+    return found
+
+
+# Passed to the postgresql role for what they are, not to overrule a user's choice: the
+# certificate names (PAF's virtual IP; the user's own names are kept) and the requirements.
+NOT_AN_OVERRULED_INPUT = {'postgresql_ha_requirements', 'postgresql_tls_subject_alt_names'}
+
+
+def test_include_vars_the_postgresql_role_could_be_outranked_on_are_named_in_the_requirements():
+    """An extra var outranks an include var: each postgresql role input an HA role passes to the role's main
+    steps as an include var is also named, with its value, in postgresql_ha_requirements.inputs, which the
+    postgresql role checks (docs/architecture.md)."""
+    missing = []
+    for path, tasks_from, variables, _name in role_includes('postgresql'):
+        if tasks_from not in (None, 'validate.yml', '{{ paf_postgresql_step }}'):
+            continue
+        role = path.split(os.sep)[1]
+        named = requirement_inputs(role)
+        missing += [(path, name) for name in set(variables) - NOT_AN_OVERRULED_INPUT - named]
+    assert not missing, missing
