@@ -246,6 +246,9 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     ({'repmgr_reconnect_attempts': 2}, 'must last at least two monitor intervals (2 s)'),
     ({'repmgr_reconnect_attempts': 6, 'repmgr_reconnect_interval': 10, 'repmgr_monitor_interval_secs': 31},
      'must last at least two monitor intervals (62 s)'),
+    # a fence input the role passes the primary_fence role itself (an extra var would outrank it)
+    ({'primary_fence_interval': 5, 'primary_fence_watch': False},
+     'the repmgr role sets these inputs of the primary_fence role itself: primary_fence_watch, primary_fence_interval.'),
 ])
 def test_repmgr_refuses_bad_input_before_any_change(extra, message):
     """The role's first tasks (validate.yml) stop it on localhost, before any host is contacted."""
@@ -284,6 +287,13 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
 @pytest.mark.parametrize('extra, message', [
     # two watchdog members: either alone has no quorum, or half the votes
     ({'pgpool_members': ['db-1', 'db-2']}, 'needs at least 3 members'),
+    # extra vars outrank what the role passes the streaming role: a synchronous cluster behind an
+    # asynchronous Pgpool-II, the streaming role's fence next to Pgpool-II's, other members
+    ({'streaming_synchronous_mode': True}, 'your inputs set them otherwise: streaming_synchronous_mode.'),
+    ({'primary_fence_isolated_after': 10},
+     'the pgpool role sets these inputs of the primary_fence role itself: primary_fence_isolated_after.'),
+    ({'streaming_primary_fence': True, 'streaming_members': ['db-1', 'db-2', 'db-4'], 'streaming_primary': 'db-2'},
+     'your inputs set them otherwise: streaming_members, streaming_primary, streaming_primary_fence.'),
     ({'pgpool_pcp_password': ''}, 'needs a PCP password'),
     ({'pgpool_client_users': [{'name': 'app'}]}, 'needs a PCP password'),
     # health checks off with automatic failover: a dead primary is seen late or never
@@ -318,11 +328,61 @@ def test_pgpool_accepts_health_checks_off_only_when_told():
     assert 'with health checks off' not in output and 'exceed PostgreSQL' in output, output[-3000:]
 
 
+def test_pgpool_accepts_streaming_inputs_that_agree_with_its_own():
+    result, output = run_role('pgpool', dict(PGPOOL_OK, pgpool_synchronous_mode=True, streaming_synchronous_mode=True,
+                                             streaming_members=['db-1', 'db-2', 'db-3'], streaming_primary_fence=False,
+                                             pgpool_num_init_children=200))
+    assert result.returncode != 0
+    # the streaming inputs passed; the check after them (the pool size) still ran and refused
+    assert 'sets these inputs of the streaming role' not in output and 'exceed PostgreSQL' in output, output[-3000:]
+
+
 def test_pgpool_fence_timing_is_not_checked_when_the_fence_is_off():
     result, output = run_role('pgpool', dict(PGPOOL_OK, pgpool_fence_old_primary=False, pgpool_fence_isolated_after=1,
                                              pgpool_num_init_children=200))
     assert result.returncode != 0
     assert 'or at least two intervals' not in output and 'exceed PostgreSQL' in output, output[-3000:]
+
+
+def test_streaming_refuses_fence_inputs_it_sets_itself_before_any_change():
+    """-e primary_fence_watch=false would outrank the streaming role's streaming_fence_old_primary: refused by name,
+    pointing at the role's own fence inputs. A fence input the role leaves to the fence (its port) is no contradiction."""
+    result, output = role_check('streaming', {'primary_fence_watch': False, 'primary_fence_port': 5433})
+    assert result.returncode != 0
+    assert ('the streaming role sets these inputs of the primary_fence role itself: primary_fence_watch. Remove them, '
+            'and set its own fence inputs instead (streaming_fence_*') in output, output[-3000:]
+    assert 'Nothing was changed' in output
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+
+
+# What the streaming and repmgr roles pass as include vars and name in postgresql_ha_requirements.inputs.
+PASSED_INPUTS = {'solution': 'the unit role',
+                 'inputs': {'postgresql_cluster_members': ['db-1', 'db-2'], 'postgresql_manage_accounts': True}}
+
+
+@pytest.mark.parametrize('given, refused', [
+    # pg_hba for other members than the HA role's: no standby could replicate
+    ({'postgresql_cluster_members': ['db-1']}, 'postgresql_cluster_members'),
+    # -e gives a string: 'false' still compares as a boolean
+    ({'postgresql_cluster_members': ['db-1', 'db-2'], 'postgresql_manage_accounts': 'false'}, 'postgresql_manage_accounts'),
+    ({'postgresql_cluster_members': [], 'postgresql_manage_accounts': False},
+     'postgresql_cluster_members, postgresql_manage_accounts'),
+    # the values the HA role passes, as -e gives them and the list in another order, are no contradiction
+    ({'postgresql_cluster_members': ['db-2', 'db-1'], 'postgresql_manage_accounts': 'true'}, None),
+])
+def test_postgresql_refuses_an_input_that_outranks_what_the_ha_role_passes(given, refused):
+    """An HA role passes some of this role's inputs as include vars and names them, with their values, in
+    postgresql_ha_requirements.inputs; an extra var that outranks one with another value is refused by name."""
+    result, output = role_check('postgresql', dict(SECRETS, postgresql_ha_requirements=PASSED_INPUTS, **given))
+    message = [line for line in output.splitlines() if 'sets these itself' in line]
+    if refused is None:
+        assert not message, message
+        assert 'Check that the user' in output or 'All assertions passed' in output, output[-3000:]
+        return
+    assert result.returncode != 0
+    assert message, output[-3000:]
+    assert 'the unit role sets these itself, and your inputs set them otherwise: %s.' % refused in message[0]
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
 
 
 def test_streaming_refuses_verified_replication_without_server_tls():
@@ -456,6 +516,58 @@ def test_patroni_refuses_the_postgresql_exporter_before_any_change():
     assert 'postgresql_exporter_enabled=true needs postgresql_manage_cluster=true' in output, output[-3000:]
     assert 'Set postgresql_exporter_enabled=false' in output
     assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+
+
+# What the patroni role's checks need to get as far as the postgresql role's.
+PATRONI_MINIMAL = dict(SECRETS, pgha_patroni_api_password='unit-api', patroni_members=['localhost'],
+                       patroni_bootstrap_host='localhost', patroni_etcd_hosts=['127.0.0.1:2379'])
+
+
+@pytest.mark.parametrize('extra, refused', [
+    # the postgresql role would create and start a Debian cluster next to the one Patroni creates
+    ({'postgresql_manage_cluster': True}, 'postgresql_manage_cluster'),
+    # the server of another version than the one Patroni's configuration runs
+    ({'postgresql_version': 16}, 'postgresql_version'),
+    ({'postgresql_manage_cluster': True, 'postgresql_version': '16'}, 'postgresql_manage_cluster, postgresql_version'),
+])
+def test_patroni_refuses_extra_vars_that_outrank_its_postgresql_include_before_any_change(extra, refused):
+    """Extra vars outrank the include vars the patroni role passes to the postgresql role (install only, Patroni's
+    version). The patroni role passes both as postgresql_ha_requirements too, and its checks refuse an extra var
+    that contradicts them, naming it, before the first change."""
+    result, output = role_check('patroni', dict(PATRONI_MINIMAL, **extra))
+    assert result.returncode != 0
+    message = [line for line in output.splitlines() if 'sets these itself' in line]
+    assert message, output[-3000:]
+    assert 'the patroni role sets these itself, and your inputs set them otherwise: %s.' % refused in message[0]
+    assert 'Nothing was changed' in message[0]
+    assert 'changed: ' not in output and 'CHANGED' not in output, output[-3000:]
+
+
+@pytest.mark.parametrize('version', [15, '15'])
+def test_patroni_checks_accept_the_postgresql_version_it_runs(tmp_path, version):
+    """The version Patroni runs, given as an extra var (a number or a string), is no contradiction: the patroni
+    role's validate entry point, the one deploy/patroni.yml runs before etcd, passes."""
+    play = tmp_path / 'validate.yml'
+    play.write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'tasks': [{'ansible.builtin.include_role': {'name': 'pgha.cluster.patroni', 'tasks_from': 'validate'}}]}]))
+    extra = dict(PATRONI_MINIMAL, postgresql_version=version, postgresql_manage_cluster=False)
+    result = run([os.path.join(BIN, 'ansible-playbook'), '--check', str(play), '-e', json.dumps(extra)])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert 'Check that the user\'s inputs leave what the HA role needs alone' in result.stdout
+    assert 'sets these itself' not in result.stdout
+
+
+def test_patroni_validate_entry_point_checks_the_argument_spec(tmp_path):
+    """deploy/patroni.yml runs the validate entry point before etcd: it checks the same argument spec as main."""
+    play = tmp_path / 'validate.yml'
+    play.write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'tasks': [{'ansible.builtin.include_role': {'name': 'pgha.cluster.patroni', 'tasks_from': 'validate'}}]}]))
+    result = run([os.path.join(BIN, 'ansible-playbook'), '--check', str(play), '-e',
+                  json.dumps(dict(PATRONI_MINIMAL, patroni_ttl='soon'))])
+    assert result.returncode != 0
+    assert 'patroni_ttl' in result.stdout and 'Validating arguments' in result.stdout, result.stdout[-3000:]
 
 
 # What an HA role passes to the postgresql role (as the paf and repmgr roles do).

@@ -15,7 +15,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.dirname(sys.executable)
 MEMBERS = {'db-1': '10.9.8.11', 'db-2': '10.9.8.12', 'db-3': '10.9.8.13'}
 GOOD = {'paf_vip': '10.9.8.100', 'paf_primary': 'db-1', 'pgha_replication_password': 'unit-replication',
-        'pgha_hacluster_password': 'unit-hacluster', 'pacemaker_stonith_disabled_lab_acknowledgement': True}
+        'pgha_hacluster_password': 'unit-hacluster', 'pacemaker_stonith_disabled_lab_acknowledgement': True,
+        # the postgresql role's checks run in the paf role's and need every account's secret
+        'pgha_superuser_password': 'unit-superuser', 'pgha_rewind_password': 'unit-rewind',
+        'pgha_monitoring_password': 'unit-monitoring'}
 
 
 def run_paf(tmp_path, extra, members=None):
@@ -74,7 +77,24 @@ def test_no_fencing_without_the_lab_acknowledgement_is_refused(tmp_path):
     ({'postgresql_tls': False}, 'verifies the members\' certificates, but postgresql_tls is false'),
     ({'paf_synchronous_mode': True, 'paf_synchronous_count': 3}, 'needs at least 1 and fewer than the 3'),
     ({'paf_synchronous_mode': True, 'paf_synchronous_count': 0}, 'needs at least 1 and fewer than the 3'),
+    # extra vars outrank what the role passes the pacemaker role (corosync's timing behind the recorded one)
+    ({'pacemaker_token': 3000}, 'your inputs set them otherwise: pacemaker_token.'),
+    ({'pacemaker_members': ['db-1', 'db-2'], 'pacemaker_token_coefficient': 650},
+     'your inputs set them otherwise: pacemaker_members, pacemaker_token_coefficient.'),
 ])
 def test_other_bad_settings_are_refused(tmp_path, extra, message):
     result, output = run_paf(tmp_path, dict(GOOD, **extra))
     assert_refused_unchanged(result, output, message)
+
+
+def test_a_user_setting_that_contradicts_pafs_is_refused_before_the_cluster_stack(tmp_path):
+    """The postgresql role's checks run in the paf role's, before the pacemaker role builds anything: a
+    primary_conninfo of the user's (PAF writes its own, through the virtual IP) is refused by name, never by value."""
+    extra = dict(GOOD, postgresql_settings={'primary_conninfo': 'host=elsewhere password=unit-conninfo-secret'})
+    result, output = run_paf(tmp_path, extra)
+    assert_refused_unchanged(result, output,
+                             'the paf role sets these itself, and your inputs set them otherwise: '
+                             'postgresql_settings.primary_conninfo.')
+    assert 'unit-conninfo-secret' not in output
+    tasks = [line for line in output.splitlines() if line.startswith('TASK [')]
+    assert not [line for line in tasks if 'pacemaker' in line or 'cluster stack' in line], tasks

@@ -205,6 +205,37 @@ POSTGRESQL_USER_INPUTS = {'postgresql_settings', 'postgresql_extra_packages', 'p
 
 def postgresql_includes():
     """Every include_role/import_role of the postgresql role in the roles' tasks, with its vars."""
+    for path, _tasks_from, variables, name in role_includes('postgresql'):
+        yield path, name, variables
+
+
+def test_roles_pass_their_needs_to_the_postgresql_role_as_requirements():
+    includes = list(postgresql_includes())
+    assert any('postgresql_ha_requirements' in include[2] for include in includes), includes
+    passed = [(path, name, sorted(POSTGRESQL_USER_INPUTS & set(variables))) for path, name, variables in includes
+              if POSTGRESQL_USER_INPUTS & set(variables)]
+    assert not passed, 'pass these through postgresql_ha_requirements (docs/architecture.md): %s' % passed
+
+
+@pytest.mark.parametrize('name', [name for name in DEPLOYABLE if SOLUTIONS[name]['deploy_playbook']])
+def test_an_own_deploy_play_runs_the_solutions_checks_before_anything_else(name):
+    """A solution with its own deploy play (Patroni: etcd first) runs its role's validate entry point in the first
+    play, so bad input stops the run before another role changes a host; the entry point has an argument spec."""
+    descriptor = SOLUTIONS[name]
+    plays = load(os.path.join(PLAYBOOKS, descriptor['deploy_playbook']))
+    first = plays[0]
+    assert not first.get('roles'), 'the first play runs a role before the checks: %s' % first.get('roles')
+    includes = [task.get('ansible.builtin.include_role') or task.get('ansible.builtin.import_role') or {}
+                for task in first.get('tasks') or []]
+    assert {'name': 'pgha.cluster.' + descriptor['role'], 'tasks_from': 'validate'} in includes, first
+    role = os.path.join(REPO, 'roles', descriptor['role'])
+    assert os.path.isfile(os.path.join(role, 'tasks', 'validate.yml'))
+    specs = load(os.path.join(role, 'meta', 'argument_specs.yml'))['argument_specs']
+    assert specs['validate']['options'] == specs['main']['options']
+
+
+def role_includes(role_name):
+    """Every include_role/import_role of a role in the roles' tasks: (path, tasks_from, vars, task name)."""
     for path in sorted(glob.glob(os.path.join(REPO, 'roles', '*', 'tasks', '*.yml'))):
         stack = list(load(path) or [])
         while stack:
@@ -214,13 +245,56 @@ def postgresql_includes():
             for key in ('block', 'rescue', 'always'):
                 stack.extend(task.get(key) or [])
             for action in ('ansible.builtin.include_role', 'ansible.builtin.import_role', 'include_role', 'import_role'):
-                if isinstance(task.get(action), dict) and task[action].get('name') in ('pgha.cluster.postgresql', 'postgresql'):
-                    yield os.path.relpath(path, REPO), task.get('name'), task.get('vars') or {}
+                include = task.get(action)
+                if isinstance(include, dict) and include.get('name') in ('pgha.cluster.' + role_name, role_name):
+                    yield os.path.relpath(path, REPO), include.get('tasks_from'), task.get('vars') or {}, task.get('name')
 
 
-def test_roles_pass_their_needs_to_the_postgresql_role_as_requirements():
-    includes = list(postgresql_includes())
-    assert any('postgresql_ha_requirements' in include[2] for include in includes), includes
-    passed = [(path, name, sorted(POSTGRESQL_USER_INPUTS & set(variables))) for path, name, variables in includes
-              if POSTGRESQL_USER_INPUTS & set(variables)]
-    assert not passed, 'pass these through postgresql_ha_requirements (docs/architecture.md): %s' % passed
+def test_roles_that_run_the_fence_refuse_its_inputs_they_set_themselves():
+    """An extra var outranks the fence inputs an HA role passes: each role that runs the primary_fence role checks,
+    in its validate.yml, exactly the inputs it passes (roles/primary_fence/tasks/owned_inputs.yml)."""
+    includes = list(role_includes('primary_fence'))
+    runs = {path.split(os.sep)[1]: variables for path, tasks_from, variables, _name in includes if not tasks_from}
+    checks = {path.split(os.sep)[1]: variables for path, tasks_from, variables, _name in includes
+              if tasks_from == 'owned_inputs.yml' and path.endswith(os.path.join('tasks', 'validate.yml'))}
+    assert runs, includes
+    for role, variables in runs.items():
+        passed = sorted(name[len('primary_fence_'):] for name in variables)
+        assert role in checks, '%s runs the fence without checking its inputs in validate.yml' % role
+        assert sorted(checks[role]['primary_fence_owned_inputs']) == passed, role
+        assert checks[role]['primary_fence_owner_prefix'] == role
+
+
+def requirement_inputs(role):
+    """The keys of every `inputs` mapping next to a `solution` key in a role's tasks and vars files."""
+    found = set()
+    for path in glob.glob(os.path.join(REPO, 'roles', role, '*', '*.yml')):
+        stack = [load(path)]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                if 'solution' in item and isinstance(item.get('inputs'), dict):
+                    found |= set(item['inputs'])
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+    return found
+
+
+# Passed to the postgresql role for what they are, not to overrule a user's choice: the
+# certificate names (PAF's virtual IP; the user's own names are kept) and the requirements.
+NOT_AN_OVERRULED_INPUT = {'postgresql_ha_requirements', 'postgresql_tls_subject_alt_names'}
+
+
+def test_include_vars_the_postgresql_role_could_be_outranked_on_are_named_in_the_requirements():
+    """An extra var outranks an include var: each postgresql role input an HA role passes to the role's main
+    steps as an include var is also named, with its value, in postgresql_ha_requirements.inputs, which the
+    postgresql role checks (docs/architecture.md)."""
+    missing = []
+    for path, tasks_from, variables, _name in role_includes('postgresql'):
+        if tasks_from not in (None, 'validate.yml', '{{ paf_postgresql_step }}'):
+            continue
+        role = path.split(os.sep)[1]
+        named = requirement_inputs(role)
+        missing += [(path, name) for name in set(variables) - NOT_AN_OVERRULED_INPUT - named]
+    assert not missing, missing

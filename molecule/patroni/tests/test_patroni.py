@@ -11,6 +11,8 @@ import time
 import pytest
 import testinfra
 
+import pgha_nodes
+
 PATRONICTL = 'patronictl -c /etc/patroni/config.yml list -f json'
 
 
@@ -47,11 +49,9 @@ def members(host):
 def psql(host, sql, port=None, address='127.0.0.1'):
     """psql over the local socket as postgres, or through HAProxy (port) as the application account."""
     if port is None:
-        cmd = "runuser -u postgres -- psql -XAtqc %s" % shlex.quote(sql)
-    else:
-        cmd = "PGPASSWORD=%s psql -XAtq -h %s -p %d -U %s -d postgres -c %s" % (
-            APP_PASSWORD, address, port, APP_USER, shlex.quote(sql))
-    return host.check_output(cmd)
+        return pgha_nodes.psql(host, sql)
+    return pgha_nodes.psql(host, sql, environment='PGPASSWORD=%s' % shlex.quote(APP_PASSWORD),
+                           connection='-h %s -p %d -U %s' % (shlex.quote(address), port, APP_USER))
 
 
 def address_of(host, name):

@@ -4,14 +4,14 @@ import shlex
 
 import pytest
 
+import pgha_nodes
+
 SERVICE = 'postgresql@15-main'
 CONF_DIR = '/etc/postgresql/15/main'
 
 
 def psql(host, sql, db='postgres', port=5432):
-    cmd = host.run("runuser -u postgres -- psql -XAtq -p %d -d %s -c %s" % (port, db, shlex.quote(sql)))
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip()
+    return pgha_nodes.psql(host, sql, database=db, connection='-p %d' % port)
 
 
 def test_service_active_and_enabled(host):
