@@ -13,7 +13,7 @@ module: config_files
 short_description: Put a set of directories and small files in place in one module run
 description:
   - Makes each listed directory exist and each listed file hold the given content, with the given owner,
-    group and mode, in one module run on the target.
+    group and mode, and removes the files listed as absent, in one module run on the target.
   - A run that finds everything in place costs one round trip, where C(ansible.builtin.template) and
     C(ansible.builtin.copy) cost two per file (a stat, then the file module); the roles use it for their
     configuration files, units and helper scripts.
@@ -91,6 +91,13 @@ options:
           - When V(false), diff mode says that the content changes but does not show it (a file with secrets).
         type: bool
         default: true
+  absent:
+    description:
+      - Files (or symbolic links) to remove when present, such as what an earlier version of a role installed.
+        A directory listed here is refused.
+    type: list
+    elements: path
+    default: []
 notes:
   - Supports check mode and diff mode. In check mode nothing is written and no O(files[].validate) command runs;
     RV(changes) lists what would change.
@@ -125,7 +132,8 @@ RETURN = r'''
 changes:
   description:
     - For every directory and file that changed (or would change, in check mode), what changed, among
-      C(created), C(content), C(owner), C(group) and C(mode). Paths already in place are not listed.
+      C(created), C(content), C(owner), C(group), C(mode) and C(removed). Paths already in place (or already
+      absent) are not listed.
   returned: always
   type: dict
   sample: {"/etc/patroni": ["created"], "/etc/haproxy/haproxy.cfg": ["content", "mode"]}
@@ -144,13 +152,18 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 MODE_PATTERN = re.compile(r'^0?[0-7]{3,4}$')
 
 
+class Pending(str):
+    """A problem that an earlier task of the same run may solve (a package that creates a user or a directory):
+    an error in a real run, a warning in check mode, where that task did not run."""
+
+
 def _lookup_id(kind, name, problems, where):
     try:
         if kind == 'owner':
             return pwd.getpwnam(name).pw_uid
         return grp.getgrnam(name).gr_gid
     except KeyError:
-        problems.append('%s: %s %r does not exist' % (where, 'user' if kind == 'owner' else 'group', name))
+        problems.append(Pending('%s: %s %r does not exist' % (where, 'user' if kind == 'owner' else 'group', name)))
         return None
 
 
@@ -255,9 +268,18 @@ def plan(module):
         files.append(wanted)
     directories = [d for d in directories if d is not None]
     files = [f for f in files if f is not None]
+    removals = []
+    for path in module.params['absent']:
+        if not os.path.isabs(path):
+            problems.append('%s: the path is not absolute' % path)
+            continue
+        path = os.path.normpath(path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            problems.append('%s: is a directory; only files and links are removed' % path)
+        removals.append({'path': path, 'changes': ['removed'] if os.path.lexists(path) else []})
 
     seen = set()
-    for wanted in directories + files:
+    for wanted in directories + files + removals:
         if wanted['path'] in seen:
             problems.append('%s: listed more than once' % wanted['path'])
         seen.add(wanted['path'])
@@ -265,9 +287,13 @@ def plan(module):
     for wanted in directories + files:
         parent = os.path.dirname(wanted['path'])
         if parent not in listed_directories and not os.path.isdir(parent):
-            problems.append('%s: its directory %s neither exists nor is listed before it' % (wanted['path'], parent))
+            problems.append(Pending('%s: its directory %s neither exists nor is listed before it' % (wanted['path'], parent)))
         if wanted in directories:
             listed_directories.add(wanted['path'])
+    if module.check_mode:
+        for problem in [p for p in problems if isinstance(p, Pending)]:
+            module.warn('in a real run this fails unless an earlier task changes it: %s' % problem)
+        problems = [p for p in problems if not isinstance(p, Pending)]
     if problems:
         module.fail_json(msg='nothing changed: ' + '; '.join(problems), changes={})
 
@@ -282,7 +308,7 @@ def plan(module):
             wanted['changes'].insert(0, 'content')
     for wanted in directories:
         wanted['changes'] = _attribute_changes(wanted)
-    return directories, files
+    return directories, files, removals
 
 
 def validate_new_content(module, files):
@@ -302,8 +328,9 @@ def validate_new_content(module, files):
         module.fail_json(msg='nothing changed: ' + '; '.join(problems), changes={})
 
 
-def diff_entries(directories, files):
-    diffs = []
+def diff_entries(directories, files, removals):
+    diffs = [{'before_header': gone['path'], 'after_header': gone['path'], 'before': 'present\n', 'after': 'absent\n'}
+             for gone in removals if gone['changes']]
     for wanted in directories:
         if wanted['changes']:
             diffs.append({'before_header': wanted['path'], 'after_header': wanted['path'],
@@ -325,7 +352,10 @@ def diff_entries(directories, files):
     return diffs
 
 
-def apply(directories, files):
+def apply(directories, files, removals):
+    for gone in removals:
+        if gone['changes']:
+            os.unlink(gone['path'])
     for wanted in directories:
         if 'created' in wanted['changes']:
             os.mkdir(wanted['path'], 0o700)
@@ -353,17 +383,18 @@ def main():
         argument_spec=dict(
             directories=dict(type='list', elements='dict', default=[], options=entry_options),
             files=dict(type='list', elements='dict', default=[], options=file_options),
+            absent=dict(type='list', elements='path', default=[]),
         ),
         supports_check_mode=True,
     )
-    directories, files = plan(module)
-    changes = dict((wanted['path'], wanted['changes']) for wanted in directories + files if wanted['changes'])
+    directories, files, removals = plan(module)
+    changes = dict((wanted['path'], wanted['changes']) for wanted in directories + files + removals if wanted['changes'])
     result = dict(changed=bool(changes), changes=changes)
     if module._diff:
-        result['diff'] = diff_entries(directories, files)
+        result['diff'] = diff_entries(directories, files, removals)
     if changes and not module.check_mode:
         validate_new_content(module, files)
-        apply(directories, files)
+        apply(directories, files, removals)
     module.exit_json(**result)
 
 

@@ -138,3 +138,40 @@ def test_a_hidden_file_shows_that_it_changes_but_not_its_content(tmp_path):
                         check_mode=True, diff=True)
     shown = repr(result['diff'])
     assert 'Secret' not in shown and 'content: not shown, changed' in shown
+
+
+def test_check_mode_warns_where_an_earlier_task_would_have_made_the_user_or_directory(tmp_path):
+    """A package installed earlier in the run creates users and directories; in check mode it did not run."""
+    args = {'files': [_file(tmp_path / 'etc' / 'pgha.conf', 'x\n', owner='no-such-user-pgha'),
+                      _file(tmp_path / 'g', 'x', group='no-such-group-pgha')]}
+    result = run_module('config_files', args, check_mode=True)
+    assert not result.failed and result.changed
+    assert set(result['changes']) == {str(tmp_path / 'etc' / 'pgha.conf'), str(tmp_path / 'g')}
+    assert len(result['warnings']) == 3
+    assert list(tmp_path.iterdir()) == []
+    assert run_module('config_files', args).failed
+
+
+def test_check_mode_still_refuses_what_no_earlier_task_can_fix(tmp_path):
+    result = run_module('config_files', {'files': [_file('relative', 'x')]}, check_mode=True)
+    assert result.failed and 'not absolute' in result['msg']
+
+
+def test_absent_files_and_links_are_removed_and_a_directory_is_refused(tmp_path):
+    old_script = tmp_path / 'old-guard'
+    old_script.write_text('#!/bin/sh\n')
+    old_link = tmp_path / 'old-link'
+    old_link.symlink_to(tmp_path / 'nowhere')
+    args = {'absent': [str(old_script), str(old_link), str(tmp_path / 'never-there')]}
+    checked = run_module('config_files', args, check_mode=True)
+    assert checked['changes'] == {str(old_script): ['removed'], str(old_link): ['removed']}
+    assert old_script.exists() and os.path.lexists(old_link)
+    assert run_module('config_files', args)['changes'] == {str(old_script): ['removed'], str(old_link): ['removed']}
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert run_module('config_files', args)['changes'] == {}
+
+    (tmp_path / 'adir').mkdir()
+    kept = tmp_path / 'kept'
+    kept.write_text('x')
+    refused = run_module('config_files', {'absent': [str(kept), str(tmp_path / 'adir')]})
+    assert refused.failed and 'adir: is a directory' in refused['msg'] and kept.exists()
