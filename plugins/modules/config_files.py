@@ -13,7 +13,8 @@ module: config_files
 short_description: Put a set of directories and small files in place in one module run
 description:
   - Makes each listed directory exist and each listed file hold the given content, with the given owner,
-    group and mode, and removes the files listed as absent, in one module run on the target.
+    group and mode, each listed symbolic link point where it should, and removes the files listed as absent, in
+    one module run on the target.
   - A run that finds everything in place costs one round trip, where C(ansible.builtin.template) and
     C(ansible.builtin.copy) cost two per file (a stat, then the file module); the roles use it for their
     configuration files, units and helper scripts.
@@ -91,6 +92,22 @@ options:
           - When V(false), diff mode says that the content changes but does not show it (a file with secrets).
         type: bool
         default: true
+  links:
+    description:
+      - Symbolic links to create, or to point at O(links[].src) when they point elsewhere. A path that exists and
+        is not a symbolic link is refused.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Absolute path of the link. Its directory must exist or be listed in O(directories).
+        type: path
+        required: true
+      src:
+        description: What the link points to (it need not exist yet).
+        type: path
+        required: true
   absent:
     description:
       - Files (or symbolic links) to remove when present, such as what an earlier version of a role installed.
@@ -132,7 +149,7 @@ RETURN = r'''
 changes:
   description:
     - For every directory and file that changed (or would change, in check mode), what changed, among
-      C(created), C(content), C(owner), C(group), C(mode) and C(removed). Paths already in place (or already
+      C(created), C(content), C(owner), C(group), C(mode), C(target) (a link pointed elsewhere) and C(removed). Paths already in place (or already
       absent) are not listed.
   returned: always
   type: dict
@@ -268,6 +285,18 @@ def plan(module):
         files.append(wanted)
     directories = [d for d in directories if d is not None]
     files = [f for f in files if f is not None]
+    links = []
+    for entry in module.params['links']:
+        path = entry['path']
+        if not os.path.isabs(path):
+            problems.append('%s: the path is not absolute' % path)
+            continue
+        path = os.path.normpath(path)
+        if os.path.lexists(path) and not os.path.islink(path):
+            problems.append('%s: exists and is not a symbolic link' % path)
+        current = os.readlink(path) if os.path.islink(path) else None
+        changes = ['created'] if current is None else (['target'] if current != entry['src'] else [])
+        links.append({'path': path, 'src': entry['src'], 'current': current, 'changes': changes})
     removals = []
     for path in module.params['absent']:
         if not os.path.isabs(path):
@@ -279,12 +308,12 @@ def plan(module):
         removals.append({'path': path, 'changes': ['removed'] if os.path.lexists(path) else []})
 
     seen = set()
-    for wanted in directories + files + removals:
+    for wanted in directories + files + links + removals:
         if wanted['path'] in seen:
             problems.append('%s: listed more than once' % wanted['path'])
         seen.add(wanted['path'])
     listed_directories = set()
-    for wanted in directories + files:
+    for wanted in directories + files + links:
         parent = os.path.dirname(wanted['path'])
         if parent not in listed_directories and not os.path.isdir(parent):
             problems.append(Pending('%s: its directory %s neither exists nor is listed before it' % (wanted['path'], parent)))
@@ -308,7 +337,7 @@ def plan(module):
             wanted['changes'].insert(0, 'content')
     for wanted in directories:
         wanted['changes'] = _attribute_changes(wanted)
-    return directories, files, removals
+    return directories, files, links, removals
 
 
 def validate_new_content(module, files):
@@ -328,9 +357,12 @@ def validate_new_content(module, files):
         module.fail_json(msg='nothing changed: ' + '; '.join(problems), changes={})
 
 
-def diff_entries(directories, files, removals):
+def diff_entries(directories, files, links, removals):
     diffs = [{'before_header': gone['path'], 'after_header': gone['path'], 'before': 'present\n', 'after': 'absent\n'}
              for gone in removals if gone['changes']]
+    diffs += [{'before_header': link['path'], 'after_header': link['path'],
+               'before': 'link to %s\n' % link['current'] if link['current'] is not None else 'absent\n',
+               'after': 'link to %s\n' % link['src']} for link in links if link['changes']]
     for wanted in directories:
         if wanted['changes']:
             diffs.append({'before_header': wanted['path'], 'after_header': wanted['path'],
@@ -352,7 +384,18 @@ def diff_entries(directories, files, removals):
     return diffs
 
 
-def apply(directories, files, removals):
+def _link_atomically(path, target):
+    directory, name = os.path.split(path)
+    temporary = os.path.join(directory, '.%s.%d.link' % (name, os.getpid()))
+    os.symlink(target, temporary)
+    try:
+        os.rename(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def apply(directories, files, links, removals):
     for gone in removals:
         if gone['changes']:
             os.unlink(gone['path'])
@@ -368,6 +411,9 @@ def apply(directories, files, removals):
         elif wanted['changes']:
             os.chown(wanted['path'], wanted['uid'], wanted['gid'])
             os.chmod(wanted['path'], wanted['mode'])
+    for link in links:
+        if link['changes']:
+            _link_atomically(link['path'], link['src'])
 
 
 def main():
@@ -383,18 +429,21 @@ def main():
         argument_spec=dict(
             directories=dict(type='list', elements='dict', default=[], options=entry_options),
             files=dict(type='list', elements='dict', default=[], options=file_options),
+            links=dict(type='list', elements='dict', default=[],
+                       options=dict(path=dict(type='path', required=True), src=dict(type='path', required=True))),
             absent=dict(type='list', elements='path', default=[]),
         ),
         supports_check_mode=True,
     )
-    directories, files, removals = plan(module)
-    changes = dict((wanted['path'], wanted['changes']) for wanted in directories + files + removals if wanted['changes'])
+    directories, files, links, removals = plan(module)
+    changes = dict((wanted['path'], wanted['changes']) for wanted in directories + files + links + removals
+                   if wanted['changes'])
     result = dict(changed=bool(changes), changes=changes)
     if module._diff:
-        result['diff'] = diff_entries(directories, files, removals)
+        result['diff'] = diff_entries(directories, files, links, removals)
     if changes and not module.check_mode:
         validate_new_content(module, files)
-        apply(directories, files, removals)
+        apply(directories, files, links, removals)
     module.exit_json(**result)
 
 

@@ -175,3 +175,25 @@ def test_absent_files_and_links_are_removed_and_a_directory_is_refused(tmp_path)
     kept.write_text('x')
     refused = run_module('config_files', {'absent': [str(kept), str(tmp_path / 'adir')]})
     assert refused.failed and 'adir: is a directory' in refused['msg'] and kept.exists()
+
+
+def test_links_are_made_and_repointed_and_a_file_in_the_way_is_refused(tmp_path):
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'stale').symlink_to('/opt/old/stale')
+    args = {'links': [{'path': str(bin_dir / 'patroni'), 'src': '/opt/venv/bin/patroni'},
+                      {'path': str(bin_dir / 'stale'), 'src': '/opt/venv/bin/stale'}]}
+    checked = run_module('config_files', args, check_mode=True, diff=True)
+    assert checked['changes'] == {str(bin_dir / 'patroni'): ['created'], str(bin_dir / 'stale'): ['target']}
+    assert os.readlink(bin_dir / 'stale') == '/opt/old/stale' and not os.path.lexists(bin_dir / 'patroni')
+    assert 'link to /opt/old/stale' in repr(checked['diff'])
+    run_module('config_files', args)
+    assert os.readlink(bin_dir / 'patroni') == '/opt/venv/bin/patroni'
+    assert os.readlink(bin_dir / 'stale') == '/opt/venv/bin/stale'
+    assert sorted(p.name for p in bin_dir.iterdir()) == ['patroni', 'stale']
+    assert run_module('config_files', args)['changes'] == {}
+
+    (bin_dir / 'real').write_text('#!/bin/sh\n')
+    refused = run_module('config_files', {'links': [{'path': str(bin_dir / 'real'), 'src': '/opt/venv/bin/real'}]})
+    assert refused.failed and 'exists and is not a symbolic link' in refused['msg']
+    assert (bin_dir / 'real').read_text() == '#!/bin/sh\n'
