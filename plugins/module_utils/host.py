@@ -29,11 +29,15 @@ def chown_if_root(path, uid, gid):
 
 
 def write_file_atomic(path, content, uid, gid, mode=0o600):
+    """Replace path with content (text or bytes) through a temporary file in the same directory, so that a
+    reader sees the old file or the new one, never a part; mode and owner (when root) are set before the rename."""
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=directory)
     try:
-        with os.fdopen(fd, 'w') as handle:
+        with os.fdopen(fd, 'wb' if isinstance(content, bytes) else 'w') as handle:
             handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         chown_if_root(tmp, uid, gid)
         os.rename(tmp, path)

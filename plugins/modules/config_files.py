@@ -165,6 +165,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible_collections.pgha.cluster.plugins.module_utils.host import write_file_atomic
 
 MODE_PATTERN = re.compile(r'^0?[0-7]{3,4}$')
 
@@ -251,23 +252,6 @@ def _current_description(wanted):
         return ''
     return _describe(_name_of('owner', current.st_uid), _name_of('group', current.st_gid),
                      '%04o' % stat.S_IMODE(current.st_mode))
-
-
-def _write_atomically(path, data, uid, gid, mode):
-    directory, name = os.path.split(path)
-    handle, temporary = tempfile.mkstemp(prefix='.%s.' % name, dir=directory)
-    try:
-        with os.fdopen(handle, 'wb') as target:
-            target.write(data)
-            target.flush()
-            os.fchown(target.fileno(), uid, gid)
-            os.fchmod(target.fileno(), mode)
-            os.fsync(target.fileno())
-        os.rename(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def plan(module):
@@ -407,7 +391,7 @@ def apply(directories, files, links, removals):
             os.chmod(wanted['path'], wanted['mode'])
     for wanted in files:
         if {'created', 'content'} & set(wanted['changes']):
-            _write_atomically(wanted['path'], wanted['data'], wanted['uid'], wanted['gid'], wanted['mode'])
+            write_file_atomic(wanted['path'], wanted['data'], wanted['uid'], wanted['gid'], wanted['mode'])
         elif wanted['changes']:
             os.chown(wanted['path'], wanted['uid'], wanted['gid'])
             os.chmod(wanted['path'], wanted['mode'])

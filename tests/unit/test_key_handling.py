@@ -8,7 +8,9 @@ from the loop item, so every item that names a key must say 0600.
 Every copy or template that writes a password (a *_password variable in its
 arguments or in its template) must hide it: no_log: true when the password is in
 the task's arguments (they are shown with -vvv), else no_log: true or diff: false;
-and the file is 0600 or 0640.
+and the file is 0600 or 0640. A pgha.cluster.config_files entry always carries its
+content (a rendered template too) in the task's arguments, so a task with an entry
+that writes a password needs no_log: true.
 """
 import glob
 import json
@@ -22,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ROLES = ['postgresql', 'etcd', 'patroni']
 KEY_MODULES = ('community.crypto.openssl_privatekey',)
 FILE_MODULES = ('ansible.builtin.copy', 'ansible.builtin.template')
+CONFIG_FILES = 'pgha.cluster.config_files'
 
 
 def tasks_of(role):
@@ -88,14 +91,43 @@ def password_pattern(role):
             with open(path) as handle:
                 values = yaml.safe_load(handle) or {}
             names.update(name for name, value in values.items() if PASSWORD.search(json.dumps(value)))
-    return re.compile(r'\{\{[^}]*\b(%s)\b' % '|'.join([r'\w+_password'] + sorted(map(re.escape, names))))
+    # in an expression ({{ }}) or a statement ({% for user in users %})
+    return re.compile(r'\{[{%%][^}]*\b(%s)\b' % '|'.join([r'\w+_password'] + sorted(map(re.escape, names))))
+
+
+TEMPLATE_LOOKUP = re.compile(r"lookup\('ansible\.builtin\.template', '([^']+)'")
+
+
+def config_file_entries(task):
+    """The file entries of a config_files task: its literal list, and the entries its vars define
+    (a task that picks its files with an expression lists them in vars)."""
+    args = task['pgha.cluster.config_files']
+    candidates = list(args.get('files')) if isinstance(args.get('files'), list) else []
+    for value in task.get('vars', {}).values():
+        candidates += value if isinstance(value, list) else [value]
+    return [entry for entry in candidates if isinstance(entry, dict) and 'path' in entry and 'content' in entry]
+
+
+def _renders_a_password(role, text, pattern):
+    for name in TEMPLATE_LOOKUP.findall(text):
+        source = os.path.join(REPO, 'roles', role, 'templates', name)
+        if os.path.isfile(source):
+            with open(source) as handle:
+                if pattern.search(handle.read()):
+                    return True
+    return bool(pattern.search(text))
 
 
 def password_tasks(role):
-    """(file, task, module arguments, password in the arguments) of every task writing a password to a file."""
+    """(file, task, module arguments, password in the arguments) of every task writing a password to a file;
+    for config_files, one per file entry that writes one (its content is always in the arguments)."""
     pattern = password_pattern(role)
     found = []
     for where, task in tasks_of(role):
+        if CONFIG_FILES in task:
+            found += [(where, task, entry, True) for entry in config_file_entries(task)
+                      if _renders_a_password(role, json.dumps(entry), pattern)]
+            continue
         module = next((name for name in FILE_MODULES if name in task), None)
         if module is None:
             continue
@@ -123,10 +155,21 @@ def test_tasks_writing_a_password_hide_it_and_close_the_file(role):
             where, task['name'], args.get('mode'))
 
 
+def test_every_password_file_written_through_config_files_is_found():
+    """The scan above must see the entries of config_files tasks, or it would check nothing there."""
+    found = {(role, entry['path']) for role in ALL_ROLES for where, task, entry, in_args in password_tasks(role)
+             if CONFIG_FILES in task}
+    assert found >= {
+        ('paf', '{{ paf_passfile }}'), ('patroni', '{{ _patroni_config_file }}'),
+        ('pgpool', '{{ pgpool_config_directory }}/pool_passwd'), ('pgpool', '{{ pgpool_config_directory }}/pcp.conf'),
+        ('pgpool', '{{ pgpool_passfile }}'), ('postgresql', '{{ _postgresql_exporter_environment_file }}'),
+        ('repmgr', '{{ repmgr_passfile }}'), ('streaming', '{{ _streaming_fence_passfile }}')}, found
+
+
 def test_the_exporter_settings_are_found_and_hidden():
     """The postgres_exporter's settings hold the monitoring password: the check above must see that task."""
     tasks = [(task, args) for where, task, args, in_args in password_tasks('postgresql') if where == 'exporter.yml']
     assert len(tasks) == 1, tasks
-    task, args = tasks[0]
-    assert task.get('no_log') is True and task.get('diff') is False
-    assert (args['owner'], args['group'], args['mode']) == ('root', 'prometheus', '0640')
+    task, entry = tasks[0]
+    assert task.get('no_log') is True and entry.get('diff') is False
+    assert (entry.get('owner', 'root'), entry['group'], entry['mode']) == ('root', 'prometheus', '0640')
