@@ -192,15 +192,22 @@ def _parse_mode(value, problems, where):
     return int(value, 8)
 
 
+def _absolute(path, problems):
+    """The normalised path, or None (and a problem) when it is not absolute."""
+    if not os.path.isabs(path):
+        problems.append('%s: the path is not absolute' % path)
+        return None
+    return os.path.normpath(path)
+
+
 def _check_entry(entry, kind, problems):
     """Resolve owner, group and mode and look at what is on disk now; record problems."""
-    path = entry['path']
-    where = path
-    if not os.path.isabs(path):
-        problems.append('%s: the path is not absolute' % where)
+    where = entry['path']
+    path = _absolute(where, problems)
+    if path is None:
         return None
     wanted = {
-        'path': os.path.normpath(path),
+        'path': path,
         'uid': _lookup_id('owner', entry['owner'], problems, where),
         'gid': _lookup_id('group', entry['group'], problems, where),
         'mode': _parse_mode(entry['mode'], problems, where),
@@ -271,11 +278,9 @@ def plan(module):
     files = [f for f in files if f is not None]
     links = []
     for entry in module.params['links']:
-        path = entry['path']
-        if not os.path.isabs(path):
-            problems.append('%s: the path is not absolute' % path)
+        path = _absolute(entry['path'], problems)
+        if path is None:
             continue
-        path = os.path.normpath(path)
         if os.path.lexists(path) and not os.path.islink(path):
             problems.append('%s: exists and is not a symbolic link' % path)
         current = os.readlink(path) if os.path.islink(path) else None
@@ -283,10 +288,9 @@ def plan(module):
         links.append({'path': path, 'src': entry['src'], 'current': current, 'changes': changes})
     removals = []
     for path in module.params['absent']:
-        if not os.path.isabs(path):
-            problems.append('%s: the path is not absolute' % path)
+        path = _absolute(path, problems)
+        if path is None:
             continue
-        path = os.path.normpath(path)
         if os.path.isdir(path) and not os.path.islink(path):
             problems.append('%s: is a directory; only files and links are removed' % path)
         removals.append({'path': path, 'changes': ['removed'] if os.path.lexists(path) else []})
@@ -296,12 +300,13 @@ def plan(module):
         if wanted['path'] in seen:
             problems.append('%s: listed more than once' % wanted['path'])
         seen.add(wanted['path'])
+    # A directory may be made by a directory entry listed before it; files and links by any listed directory.
     listed_directories = set()
-    for wanted in directories + files + links:
+    for index, wanted in enumerate(directories + files + links):
         parent = os.path.dirname(wanted['path'])
         if parent not in listed_directories and not os.path.isdir(parent):
             problems.append(Pending('%s: its directory %s neither exists nor is listed before it' % (wanted['path'], parent)))
-        if wanted in directories:
+        if index < len(directories):
             listed_directories.add(wanted['path'])
     if module.check_mode:
         for problem in [p for p in problems if isinstance(p, Pending)]:
