@@ -90,7 +90,22 @@ def load_results(results_dir):
             merged[key] = result
     if not merged:
         raise SystemExit('no result files in %s' % results_dir)
-    return list(merged.values())
+    return [_latest_deployment(result) for result in merged.values()]
+
+
+def _latest_deployment(result):
+    """The deployment's numbers of the latest run that recorded them: the roles change between
+    runs of the same settings, and a user gets the deployment of the latest code. The other
+    runs' idempotent re-runs are kept as a range (rerun_seconds_range)."""
+    measured = [part for part in result['parts'] if part.get('deploy')]
+    if not measured:
+        return result
+    latest = max(measured, key=lambda part: part.get('started') or '')
+    reruns = [part['deploy']['rerun_seconds'] for part in measured if part['deploy'].get('rerun_seconds') is not None]
+    deploy = dict(latest['deploy'], measured_by=latest['file'], measured_at=latest.get('started'))
+    if len(reruns) > 1:
+        deploy['rerun_seconds_range'] = [min(reruns), max(reruns)]
+    return dict(result, deploy=deploy)
 
 
 def set_aside_superseded_drills(result, fact):
@@ -110,7 +125,8 @@ def set_aside_superseded_drills(result, fact):
 def _part(result, path):
     """Where and when one compare.yml run measured (a report line each)."""
     return {'file': os.path.basename(path), 'started': result.get('started'), 'finished': result.get('finished'),
-            'machine': result.get('machine', {}), 'drills': len(result.get('drills', []))}
+            'machine': result.get('machine', {}), 'drills': len(result.get('drills', [])),
+            'deploy': result.get('deploy', {})}
 
 
 def _merge(first, other, path):
@@ -123,7 +139,8 @@ def _merge(first, other, path):
     for drill in first['drills']:
         runs[drill['fault']] = max(runs.get(drill['fault'], 0), drill.get('run', 0))
     added = [dict(drill, run=drill.get('run', 0) + runs.get(drill['fault'], 0)) for drill in other['drills']]
-    # the deployment's numbers and the machine come from the earliest run
+    # the machine comes from the earliest run; the deployment's numbers are set
+    # from the latest one afterwards (_latest_deployment)
     earliest = min(first, other, key=lambda r: r.get('started') or '')
     return dict(earliest, drills=first['drills'] + added, parts=first['parts'] + other['parts'],
                 started=earliest.get('started'), finished=max(first.get('finished') or '', other.get('finished') or ''))

@@ -304,21 +304,21 @@ def test_every_system_of_the_study_has_a_row(tmp_path):
     assert list(rows).index('Streaming replication (no failover manager)') < list(rows).index('PGCluster')
 
 
-def _result(profile='tuned', settings=None, drills=(), started='2026-12-01T10:00:00Z', cold=100):
+def _result(profile='tuned', settings=None, drills=(), started='2026-12-01T10:00:00Z', cold=100, rerun=20):
     return {'ha': 'pgpool', 'profile': profile, 'settings': settings or {'pgpool_health_check_period': 1},
-            'probe': {'interval_ms': 10}, 'deploy': {'cold_seconds': cold, 'rerun_seconds': 20, 'rerun_changed': 0},
+            'probe': {'interval_ms': 10}, 'deploy': {'cold_seconds': cold, 'rerun_seconds': rerun, 'rerun_changed': 0},
             'drills': list(drills), 'machine': {'hostname': 'lab'}, 'started': started, 'finished': started}
 
 
 def test_tagged_results_add_runs_to_the_same_solution_and_profile(tmp_path):
-    """<ha>-<profile>.<tag>.json adds runs: one row per fault over all of them, the first run's deployment."""
+    """<ha>-<profile>.<tag>.json adds runs: one row per fault over all of them, the latest run's deployment."""
     results = tmp_path / 'results'
     results.mkdir()
     (results / 'pgpool-tuned.json').write_text(json.dumps(_result(drills=[
         dict(drill('host_crash', 5.0), run=1), dict(drill('switchover', 2.0), run=1)])))
     (results / 'pgpool-tuned.more.json').write_text(json.dumps(_result(
         drills=[dict(drill('host_crash', g), run=i) for i, g in ((1, 3.0), (2, 4.0), (3, 9.0))],
-        started='2026-12-02T10:00:00Z', cold=300)))
+        started='2026-12-02T10:00:00Z', cold=300, rerun=12)))
     (merged,) = comparison_report.load_results(str(results))
     rows = {r['fault']: r for r in comparison_report.summarise(merged)}
     assert rows['host_crash']['runs'] == 4 and rows['host_crash']['rto_median'] == 4.5
@@ -328,7 +328,11 @@ def test_tagged_results_add_runs_to_the_same_solution_and_profile(tmp_path):
     assert sorted(d['source'] for d in merged['drills'] if d['fault'] == 'host_crash') == [
         'pgpool-tuned.json run 1', 'pgpool-tuned.more.json run 1', 'pgpool-tuned.more.json run 2',
         'pgpool-tuned.more.json run 3']
-    assert merged['deploy']['cold_seconds'] == 100
+    # the deployment as the latest code gave it, with the range over every run
+    assert merged['deploy']['cold_seconds'] == 300 and merged['deploy']['rerun_seconds'] == 12
+    assert merged['deploy']['measured_by'] == 'pgpool-tuned.more.json'
+    assert merged['deploy']['rerun_seconds_range'] == [12, 20]
+    assert merged['started'] == '2026-12-01T10:00:00Z'
     assert [p['file'] for p in merged['parts']] == ['pgpool-tuned.json', 'pgpool-tuned.more.json']
 
 

@@ -243,7 +243,9 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     ({'repmgr_synchronous_mode': True, 'postgresql_settings': {'synchronous_standby_names': '*'}},
      'no synchronous_standby_names in postgresql_settings'),
     # retries shorter than the visibility window: repmgrd could promote nobody
-    ({'repmgr_reconnect_attempts': 2}, 'must last at least two monitor intervals (2 s)'),
+    ({'repmgr_reconnect_attempts': 3, 'repmgr_reconnect_interval': 1, 'repmgr_monitor_interval_secs': 2},
+     'must last at least two monitor intervals (4 s)'),
+    ({'repmgr_reconnect_attempts': 1}, 'must last at least two monitor intervals (2 s)'),
     ({'repmgr_reconnect_attempts': 6, 'repmgr_reconnect_interval': 10, 'repmgr_monitor_interval_secs': 31},
      'must last at least two monitor intervals (62 s)'),
     # a fence input the role passes the primary_fence role itself (an extra var would outrank it)
