@@ -105,6 +105,7 @@ def _latest_deployment(result):
     deploy = dict(latest['deploy'], measured_by=latest['file'], measured_at=latest.get('started'))
     if len(reruns) > 1:
         deploy['rerun_seconds_range'] = [min(reruns), max(reruns)]
+        deploy['reruns_measured'] = len(reruns)
     return dict(result, deploy=deploy)
 
 

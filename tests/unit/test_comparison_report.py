@@ -331,7 +331,7 @@ def test_tagged_results_add_runs_to_the_same_solution_and_profile(tmp_path):
     # the deployment as the latest code gave it, with the range over every run
     assert merged['deploy']['cold_seconds'] == 300 and merged['deploy']['rerun_seconds'] == 12
     assert merged['deploy']['measured_by'] == 'pgpool-tuned.more.json'
-    assert merged['deploy']['rerun_seconds_range'] == [12, 20]
+    assert merged['deploy']['rerun_seconds_range'] == [12, 20] and merged['deploy']['reruns_measured'] == 2
     assert merged['started'] == '2026-12-01T10:00:00Z'
     assert [p['file'] for p in merged['parts']] == ['pgpool-tuned.json', 'pgpool-tuned.more.json']
 
