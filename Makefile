@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 COLLECTION_LINK := .cache/collections/ansible_collections/pgha/cluster
 # Molecule scenarios run by `make test`: the longest first, so the lanes end together.
-MOLECULE_LONGEST_FIRST := patroni paf pgpool repmgr streaming postgresql lab
+MOLECULE_LONGEST_FIRST := patroni paf pgpool repmgr streaming repmgr-witness postgresql lab
 MOLECULE_FOUND := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 MOLECULE_SCENARIOS ?= $(filter $(MOLECULE_FOUND),$(MOLECULE_LONGEST_FIRST)) $(filter-out $(MOLECULE_LONGEST_FIRST),$(MOLECULE_FOUND))
 PYTEST_ARGS ?=
@@ -68,7 +68,7 @@ lab-image: setup
 	@echo "==> lab base image"
 	@$(BIN)/ansible-playbook playbooks/lab.yml -e lab_state=image
 	@# Package caches for the Molecule nodes (one per node: apt locks its cache).
-	@for scenario in $(MOLECULE_SCENARIOS); do for node in pg1 pg2 pg3 client; do \
+	@for scenario in $(MOLECULE_SCENARIOS); do for node in pg1 pg2 pg3 client witness; do \
 	  mkdir -p "$(LAB_CACHE)/apt-archives/$$scenario-$$node/partial"; done; done
 
 lab-up: setup

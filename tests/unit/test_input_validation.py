@@ -226,11 +226,19 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     # no primary in the inventory (no group 'primary', no repmgr_primary)
     ({'repmgr_members': ['db-1', 'db-2', 'db-3']}, 'No single primary for repmgr'),
     ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-9'}, 'No single primary for repmgr'),
-    # an even number of members: a partition can leave two halves that neither the
-    # visibility consensus nor the fence can decide between (no witness in this role)
-    ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1'}, 'has 2 members (db-1, db-2)'),
+    # an even number of voters: a partition can leave two halves that neither the
+    # visibility consensus nor the fence can decide between
+    ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1'}, 'has 2 members (db-1, db-2): with an even'),
     ({'repmgr_members': ['db-1', 'db-2', 'db-3', 'db-4'], 'repmgr_primary': 'db-1',
       'repmgr_fence_isolated_primary': False}, 'has 4 members'),
+    # a witness makes 3 members an even 4 voters
+    ({'repmgr_members': ['db-1', 'db-2', 'db-3'], 'repmgr_primary': 'db-1', 'repmgr_witness': 'client'},
+     'has 3 members (db-1, db-2, db-3) and a witness (client): with an even number'),
+    # the witness runs a server of its own beside the cluster: a member cannot be it
+    ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1', 'repmgr_witness': 'db-2'},
+     "repmgr_witness='db-2' (inventory group repmgr_witness: none) must be a single inventory host that is not a member"),
+    ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1', 'repmgr_witness': 'nowhere'},
+     'must be a single inventory host that is not a member'),
     ({'repmgr_fence_timeout': 0}, 'repmgr_fence_timeout (0) at least 1'),
     # the watch of the shared fence: below two intervals one round of refused
     # connections would stop a primary
@@ -270,6 +278,19 @@ def test_repmgr_accepts_an_even_number_of_members_with_consensus_and_fence_off()
     assert result.returncode != 0
     assert 'has 2 members' not in output, output[-3000:]
     assert 'repmgr needs unique node names' in output, output[-3000:]
+
+
+def test_repmgr_accepts_two_members_and_a_witness():
+    """The witness is the odd vote: 2 members and a witness pass the majority check with consensus and fence on,
+    and the role stops at the next check (the members are not hosts of this play)."""
+    extra = {'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1', 'repmgr_password': 'secret',
+             'repmgr_witness': 'client'}
+    result, output = run_role('repmgr', extra)
+    assert result.returncode != 0
+    assert 'with an even number' not in output and 'not a member' not in output, output[-3000:]
+    assert 'repmgr needs unique node names' in output, output[-3000:]
+    # the witness's node id defaults to 99, after the members' 1 and 2
+    assert '[1, 2, 99]' in output, output[-3000:]
 
 
 @pytest.mark.parametrize('extra, message', [

@@ -42,6 +42,7 @@ def render_script(tmp_path, primary, data_directory, bin_dir):
         'primary_fence_bin_directory': bin_dir,
         'primary_fence_rejoin_hint': 'rejoin it',
         '_primary_fence_peers': {'pg2': '127.0.0.1'},
+        '_primary_fence_witness_peers': {},
     })
     with open(os.path.join(ROLE, 'templates', 'fence.sh.j2')) as handle:
         text = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(handle.read()))

@@ -63,3 +63,18 @@ def test_the_fence_is_written_only_when_asked_for():
     # Without the fence, repmgr's own child-node defaults (checks and events, no command).
     unfenced = render({'repmgr_fence_isolated_primary': False})
     assert not [key for key in unfenced if key.startswith('child_nodes_')]
+
+
+@pytest.mark.parametrize('members, witness, min_count', [
+    (['pg1', 'pg2', 'pg3'], '', '1'),
+    (['pg1', 'pg2'], 'w1', '1'),
+    (['pg1', 'pg2', 'pg3', 'pg4'], 'w1', '2'),
+    (['pg1', 'pg2', 'pg3', 'pg4', 'pg5'], '', '2'),
+])
+def test_the_fence_counts_the_witness_as_a_voter(members, witness, min_count):
+    """The primary stays up while it and the nodes attached to it are a majority of the voters: with a witness the
+    witness's connection counts (child_nodes_connected_include_witness), so 2 members and a witness keep the primary
+    when its only standby fails."""
+    settings = render({'repmgr_members': members, 'repmgr_witness': witness})
+    assert settings['child_nodes_connected_min_count'] == min_count
+    assert settings['child_nodes_connected_include_witness'] == ('true' if witness else 'false')
