@@ -95,9 +95,11 @@ def test_role_argument_specs_reject_bad_values(role, extra, message):
     assert 'Validating arguments' in output or 'argument' in output.lower()
 
 
-def run_role(role, extra):
-    """Run one role against localhost, as `ansible localhost -m include_role` does."""
-    result = run([os.path.join(BIN, 'ansible'), 'localhost', '-m', 'ansible.builtin.include_role',
+def run_role(role, extra, inventory=None):
+    """Run one role against localhost, as `ansible localhost -m include_role` does; `inventory`
+    (a file) is read besides the lab's."""
+    extra_inventory = ['-i', 'inventories/lab', '-i', str(inventory)] if inventory else []
+    result = run([os.path.join(BIN, 'ansible'), 'localhost'] + extra_inventory + ['-m', 'ansible.builtin.include_role',
                   '-a', 'name=pgha.cluster.%s' % role, '-e', json.dumps(extra)])
     return result, result.stdout + result.stderr
 
@@ -231,10 +233,11 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1'}, 'has 2 members (db-1, db-2): with an even'),
     ({'repmgr_members': ['db-1', 'db-2', 'db-3', 'db-4'], 'repmgr_primary': 'db-1',
       'repmgr_fence_isolated_primary': False}, 'has 4 members'),
-    # a witness makes 3 members an even 4 voters
-    ({'repmgr_members': ['db-1', 'db-2', 'db-3'], 'repmgr_primary': 'db-1', 'repmgr_witness': 'client'},
-     'has 3 members (db-1, db-2, db-3) and a witness (client): with an even number'),
-    # the witness runs a server of its own beside the cluster: a member cannot be it
+    # a witness outside the group repmgr_witness: deploy/repmgr.yml would never set it up
+    ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1', 'repmgr_witness': 'client'},
+     'It must be the host of the inventory group repmgr_witness'),
+    # the witness runs a server of its own beside the cluster: a member cannot be it,
+    # and deploy/repmgr.yml sets it up on the group repmgr_witness only
     ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1', 'repmgr_witness': 'db-2'},
      "repmgr_witness='db-2' (inventory group repmgr_witness: none) must be a single inventory host that is not a member"),
     ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1', 'repmgr_witness': 'nowhere'},
@@ -280,12 +283,27 @@ def test_repmgr_accepts_an_even_number_of_members_with_consensus_and_fence_off()
     assert 'repmgr needs unique node names' in output, output[-3000:]
 
 
-def test_repmgr_accepts_two_members_and_a_witness():
-    """The witness is the odd vote: 2 members and a witness pass the majority check with consensus and fence on,
-    and the role stops at the next check (the members are not hosts of this play)."""
-    extra = {'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1', 'repmgr_password': 'secret',
-             'repmgr_witness': 'client'}
-    result, output = run_role('repmgr', extra)
+def witness_inventory(tmp_path):
+    path = tmp_path / 'witness.yml'
+    path.write_text('all:\n  children:\n    repmgr_witness:\n      hosts:\n        witness1:\n')
+    return path
+
+
+def test_repmgr_refuses_a_witness_that_makes_the_voters_even(tmp_path):
+    """3 members and a witness are 4 voters: refused before any change, as 2 members without one."""
+    extra = {'repmgr_members': ['db-1', 'db-2', 'db-3'], 'repmgr_primary': 'db-1'}
+    result, output = run_role('repmgr', extra, inventory=witness_inventory(tmp_path))
+    assert result.returncode != 0
+    assert 'has 3 members (db-1, db-2, db-3) and a witness (witness1): with an even number' in output, output[-3000:]
+    assert 'drop the witness, or add or remove a member' in output
+    assert 'Nothing was changed' in output and 'changed: ' not in output
+
+
+def test_repmgr_accepts_two_members_and_a_witness(tmp_path):
+    """The witness (the host of the group repmgr_witness) is the odd vote: 2 members and a witness pass the majority
+    check with consensus and fence on, and the role stops at the next check (the members are not hosts of this play)."""
+    extra = {'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1', 'repmgr_password': 'secret'}
+    result, output = run_role('repmgr', extra, inventory=witness_inventory(tmp_path))
     assert result.returncode != 0
     assert 'with an even number' not in output and 'not a member' not in output, output[-3000:]
     assert 'repmgr needs unique node names' in output, output[-3000:]
