@@ -72,7 +72,7 @@ def test_the_witness_runs_repmgrd_and_its_guard_but_no_fence(nodes, witness):
 
 
 def test_the_members_count_the_witness_in_both_fences(nodes, members, witness):
-    address = nodes[witness].interface('eth0').addresses[0]
+    address = nodes[witness].check_output("ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1")
     for name in members:
         conf = nodes[name].file('/etc/repmgr.conf').content_string
         # 3 voters: a primary with one attached node (the standby or the witness) is a majority
