@@ -99,8 +99,8 @@ def run_role(role, extra, inventory=None):
     """Run one role against localhost, as `ansible localhost -m include_role` does; `inventory`
     (a file) is read besides the lab's."""
     extra_inventory = ['-i', 'inventories/lab', '-i', str(inventory)] if inventory else []
-    result = run([os.path.join(BIN, 'ansible'), 'localhost'] + extra_inventory + ['-m', 'ansible.builtin.include_role',
-                  '-a', 'name=pgha.cluster.%s' % role, '-e', json.dumps(extra)])
+    command = [os.path.join(BIN, 'ansible'), 'localhost'] + extra_inventory
+    result = run(command + ['-m', 'ansible.builtin.include_role', '-a', 'name=pgha.cluster.%s' % role, '-e', json.dumps(extra)])
     return result, result.stdout + result.stderr
 
 
