@@ -339,6 +339,7 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
     ({'pgpool_client_users': [{'name': 'app'}]}, 'needs a PCP password'),
     # health checks off with automatic failover: a dead primary is seen late or never
     ({'pgpool_health_check_period': 0}, 'with health checks off'),
+    ({'pgpool_health_check_retry_delay': -1}, 'retries and retry delay must be at least 0 (got 1, 1, 1, -1)'),
     ({'pgpool_num_init_children': 200}, 'exceed PostgreSQL'),
     ({'pgpool_vip': 'vip.example'}, 'must be the IPv4 address'),
     # verified TLS for the failover/follow commands against servers without TLS
