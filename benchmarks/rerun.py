@@ -144,6 +144,15 @@ def remove_worktree(root):
     shutil.rmtree(root, ignore_errors=True)
 
 
+def save(results, results_path, report_path, report):
+    """The raw results as sorted JSON, and the report rendered from them."""
+    with open(results_path, 'w') as handle:
+        json.dump(results, handle, indent=2, sort_keys=True)
+        handle.write('\n')
+    with open(report_path, 'w') as handle:
+        handle.write(report)
+
+
 def render(results):
     lines = ['# Deployment benchmark: cold deploy and idempotent re-run', '',
              'Measured by `benchmarks/rerun.py` on the local lab (3 database containers and a client, reached through',
@@ -211,11 +220,7 @@ def main():
         for label, root in checkouts[:-1]:
             remove_worktree(root)
     if not options.no_save:
-        with open(RESULTS, 'w') as handle:
-            json.dump(results, handle, indent=2, sort_keys=True)
-            handle.write('\n')
-        with open(REPORT, 'w') as handle:
-            handle.write(render(results))
+        save(results, RESULTS, REPORT, render(results))
     print(render(results))
     return 1 if failed else 0
 

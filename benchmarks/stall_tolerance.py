@@ -120,6 +120,19 @@ def watch_for_failover(nodes, target, seconds, poll=0.5):
     return None, None
 
 
+def start_if_fenced(target):
+    """Start the target's container again when fencing turned it off (the lab's power switch); True if it had."""
+    status = podman('inspect', '--type', 'container', '--format', '{{.State.Status}}', target)
+    if status in ('running', 'paused'):
+        return False
+    if podman('start', target) is None:
+        raise SystemExit('podman start %s failed after it was fenced' % target)
+    booted = podman('exec', target, 'systemctl', 'is-system-running', '--wait', timeout=HEALTHY_TIMEOUT)
+    if booted not in ('running', 'degraded'):
+        raise SystemExit('%s did not boot after it was fenced (%s)' % (target, booted))
+    return True
+
+
 def run_trials(options, nodes, log_dir):
     trials = []
     for stall_seconds in options.stalls:
@@ -129,16 +142,17 @@ def run_trials(options, nodes, log_dir):
             new_primary, seen_after = watch_for_failover(nodes, target, options.watch)
             # Without a failover the whole window has passed: a target that is no primary then stopped
             # itself (a fence), an outage too. (After a failover the fence is meant to stop it.)
-            target_after = roles([target])[target]
+            fenced = start_if_fenced(target)
+            target_after = None if fenced else roles([target])[target]
             trial = {'stall': stall_seconds, 'run': run, 'target': target, 'frozen_outer': frozen,
                      'failed_over': new_primary is not None, 'new_primary': new_primary, 'seen_after': seen_after,
-                     'target_after': target_after}
+                     'target_after': target_after, 'fenced': fenced}
             trials.append(trial)
             print('stall %4.1f s (outer %5.2f s) run %d on %s: %s' % (
                 stall_seconds, frozen, run, target,
                 'failover to %s, seen %.1f s after the stall' % (new_primary, seen_after) if new_primary
-                else 'no failover within %d s, %s is %s' % (options.watch, target, target_after or 'down')),
-                flush=True)
+                else 'no failover within %d s, %s is %s' % (options.watch, target, target_after or 'down'))
+                + (' (fenced: turned off, started again)' if fenced else ''), flush=True)
             if new_primary or target_after != 'primary':
                 log_path = os.path.join(log_dir, 'rejoin-%s-%s-%d.log' % (options.label, stall_seconds, run))
                 unused, returncode, unused_output, unused_cpu = rerun.run_playbook(
@@ -265,11 +279,7 @@ def main():
                     'watch': options.watch, 'trials': trials})
     results[options.ha] = entries
     if not options.no_save:
-        with open(RESULTS, 'w') as handle:
-            json.dump(results, handle, indent=2, sort_keys=True)
-            handle.write('\n')
-        with open(REPORT, 'w') as handle:
-            handle.write(render(results))
+        rerun.save(results, RESULTS, REPORT, render(results))
     print(render(results))
     return 0
 

@@ -340,6 +340,10 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
     # health checks off with automatic failover: a dead primary is seen late or never
     ({'pgpool_health_check_period': 0}, 'with health checks off'),
     ({'pgpool_health_check_retry_delay': -1}, 'retries and retry delay must be at least 0 (got 1, 1, 1, -1)'),
+    # the guard must leave a check the time it may rightly take, and needs a timeout to act on
+    ({'pgpool_health_check_guard_after': 1}, 'pgpool_health_check_guard_after=1: the guard interrupts'),
+    ({'pgpool_health_check_guard_after': 3, 'pgpool_connect_timeout': 2500}, 'pgpool_connect_timeout=2500 ms'),
+    ({'pgpool_health_check_timeout': 0}, 'needs a health check timeout above 0'),
     ({'pgpool_num_init_children': 200}, 'exceed PostgreSQL'),
     ({'pgpool_vip': 'vip.example'}, 'must be the IPv4 address'),
     # verified TLS for the failover/follow commands against servers without TLS

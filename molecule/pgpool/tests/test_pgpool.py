@@ -165,3 +165,14 @@ def test_the_fence_watches_every_member_and_the_start_check_is_in_place(assert_f
 def test_no_secret_in_any_log(assert_no_secret_logged):
     """After the deployment, the re-run, the side effect and the checks above: no lab password in any log."""
     assert_no_secret_logged()
+
+
+def test_the_guard_of_the_health_checks_runs_and_had_nothing_to_interrupt(nodes):
+    """On a healthy cluster (after the side effects) the guard watches every member's health checks
+    and has never interrupted one: it must not touch a check that keeps its own timeout."""
+    for name, node in nodes.items():
+        guard = node.service('pgha-pgpool-health-check-guard')
+        assert guard.is_running and guard.is_enabled, name
+        journal = node.run('journalctl -u pgha-pgpool-health-check-guard --no-pager -o cat')
+        assert journal.rc == 0, name
+        assert 'sending it SIGALRM' not in journal.stdout, (name, journal.stdout[-2000:])
