@@ -7,7 +7,7 @@ that, once told to stall, answers a new connection's SSLRequest with 'S' and
 then nothing: every health check of that node hits exactly that window. Without
 the guard no check of the node fails although their timeout is 1 s; with the
 guard (rendered from the role's template, watching this Pgpool-II's pid file)
-the check fails and Pgpool-II detaches the node.
+the check fails within a few seconds, as its timeout says it should.
 """
 import os
 import socket
