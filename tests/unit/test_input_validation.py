@@ -243,9 +243,8 @@ def test_postgresql_unsupported_platform_override_passes_the_platform_check():
     ({'repmgr_members': ['db-1', 'db-2'], 'repmgr_primary': 'db-1', 'repmgr_witness': 'nowhere'},
      'must be a single inventory host that is not a member'),
     ({'repmgr_fence_timeout': 0}, 'repmgr_fence_timeout (0) at least 1'),
-    # the watch of the shared fence: below two intervals one round of refused
-    # connections would stop a primary
-    ({'repmgr_fence_isolated_after': 1}, 'or at least two intervals'),
+    # the isolation rule of the shared fence: 0 is off, a negative time means nothing
+    ({'repmgr_fence_isolated_after': -1}, 'or at least 1 s'),
     ({'repmgr_fence_interval': 0}, 'repmgr_fence_interval (0) must be at least 1 s'),
     ({'repmgr_guard_abort_after': -1}, 'repmgr_guard_abort_after (-1) must be 0 (no guard)'),
     # synchronous: a commit waiting for more standbys than there are others, or a
@@ -348,8 +347,8 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
     ({'pgpool_vip': 'vip.example'}, 'must be the IPv4 address'),
     # verified TLS for the failover/follow commands against servers without TLS
     ({'postgresql_tls': False}, 'pgpool_ssl_mode=verify-full verifies'),
-    # below two intervals, one round of refused connections would stop a primary
-    ({'pgpool_fence_isolated_after': 1}, 'or at least two intervals'),
+    # 0 is off; a negative time means nothing
+    ({'pgpool_fence_isolated_after': -1}, 'or at least 1 s'),
     ({'pgpool_fence_interval': 0}, 'must be at least 1 s'),
     # no timeout: a dead backend's address holds SHOW pool_nodes, pcp_node_info and so the failover
     ({'pgpool_connect_timeout': 0}, 'must be at least 1 ms'),
@@ -384,10 +383,10 @@ def test_pgpool_accepts_streaming_inputs_that_agree_with_its_own():
 
 
 def test_pgpool_fence_timing_is_not_checked_when_the_fence_is_off():
-    result, output = run_role('pgpool', dict(PGPOOL_OK, pgpool_fence_old_primary=False, pgpool_fence_isolated_after=1,
+    result, output = run_role('pgpool', dict(PGPOOL_OK, pgpool_fence_old_primary=False, pgpool_fence_isolated_after=-1,
                                              pgpool_num_init_children=200))
     assert result.returncode != 0
-    assert 'or at least two intervals' not in output and 'exceed PostgreSQL' in output, output[-3000:]
+    assert 'or at least 1 s' not in output and 'exceed PostgreSQL' in output, output[-3000:]
 
 
 def test_streaming_refuses_fence_inputs_it_sets_itself_before_any_change():
@@ -442,8 +441,8 @@ def test_streaming_refuses_verified_replication_without_server_tls():
 
 @pytest.mark.parametrize('extra, message', [
     ({'streaming_fence_interval': 0}, 'must be at least 1 s'),
-    # below two intervals, one round without an answer would stop a primary
-    ({'streaming_fence_isolated_after': 1}, 'or at least two intervals'),
+    # 0 is never; a negative time means nothing
+    ({'streaming_fence_isolated_after': -1}, 'or at least 1 s'),
 ])
 def test_streaming_refuses_bad_fence_timing_before_any_change(extra, message):
     result, output = role_check('streaming', extra)

@@ -21,10 +21,11 @@ ROLE = os.path.join(REPO, 'roles', 'primary_fence')
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the check runs its queries as postgres (setpriv)')
 
 
-def render_script(tmp_path, primary, data_directory, bin_dir):
-    """The fence script for a member whose only other member is `primary` (named pg2)."""
+def render_script(tmp_path, primary, data_directory, bin_dir, peer_address='127.0.0.1', **settings):
+    """The fence script for a member whose only other member is `primary` (named pg2, at `peer_address`)."""
     passfile = tmp_path / 'pgpass'
-    passfile.write_text('127.0.0.1:%d:postgres:postgres:%s\n' % (primary.port, primary.superuser_password))
+    # any host: the watch asks its own server over the Unix socket (localhost in a passfile)
+    passfile.write_text('*:%d:postgres:postgres:%s\n' % (primary.port, primary.superuser_password))
     postgres = pwd.getpwnam('postgres')
     os.chown(passfile, postgres.pw_uid, postgres.pw_gid)
     os.chmod(passfile, 0o600)
@@ -41,9 +42,10 @@ def render_script(tmp_path, primary, data_directory, bin_dir):
         'primary_fence_pg_service': 'postgresql@15-test',
         'primary_fence_bin_directory': bin_dir,
         'primary_fence_rejoin_hint': 'rejoin it',
-        '_primary_fence_peers': {'pg2': '127.0.0.1'},
+        '_primary_fence_peers': {'pg2': peer_address},
         '_primary_fence_witness_peers': {},
     })
+    variables.update(settings)
     with open(os.path.join(ROLE, 'templates', 'fence.sh.j2')) as handle:
         text = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(handle.read()))
     script = tmp_path / 'fence'
