@@ -238,8 +238,8 @@ def main():
     if options.render_only:
         with open(RESULTS) as handle:
             results = json.load(handle)
-        with open(REPORT, 'w') as handle:
-            handle.write(render(results))
+        # the results file is written back as save() writes it: unchanged
+        rerun.save(results, RESULTS, REPORT, render(results))
         print(render(results))
         return 0
     if not options.ha or not options.label:
