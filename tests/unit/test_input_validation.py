@@ -338,6 +338,9 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
     ({'pgpool_client_users': [{'name': 'app'}]}, 'needs a PCP password'),
     # health checks off with automatic failover: a dead primary is seen late or never
     ({'pgpool_health_check_period': 0}, 'with health checks off'),
+    # accepted, but with failover_on_backend_error off too nothing would notice a failed backend
+    ({'pgpool_health_check_period': 0, 'pgpool_accept_failover_without_health_check': True},
+     'with both off nothing would ever notice a failed backend'),
     ({'pgpool_health_check_retry_delay': -1}, 'retries and retry delay must be at least 0 (got 1, 1, 1, -1)'),
     # the guard must leave a check the time it may rightly take, and needs a timeout to act on
     ({'pgpool_health_check_guard_after': 1}, 'pgpool_health_check_guard_after=1: the guard interrupts'),
@@ -367,6 +370,7 @@ def test_pgpool_refuses_bad_input_before_any_change(extra, message):
 def test_pgpool_accepts_health_checks_off_only_when_told():
     result, output = run_role('pgpool', dict(PGPOOL_OK, pgpool_health_check_period=0,
                                              pgpool_accept_failover_without_health_check=True,
+                                             pgpool_failover_on_backend_error=True,
                                              pgpool_num_init_children=200))
     assert result.returncode != 0
     # the health-check refusal is gone; the check after it (the pool size) still ran and refused
