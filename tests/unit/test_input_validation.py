@@ -339,7 +339,8 @@ PGPOOL_OK = {'pgpool_members': ['db-1', 'db-2', 'db-3'], 'pgpool_pcp_password': 
     # health checks off with automatic failover: a dead primary is seen late or never
     ({'pgpool_health_check_period': 0}, 'with health checks off'),
     # accepted, but with failover_on_backend_error off too nothing would notice a failed backend
-    ({'pgpool_health_check_period': 0, 'pgpool_accept_failover_without_health_check': True},
+    ({'pgpool_health_check_period': 0, 'pgpool_accept_failover_without_health_check': True,
+      'pgpool_failover_on_backend_error': False},
      'with both off nothing would ever notice a failed backend'),
     ({'pgpool_health_check_retry_delay': -1}, 'retries and retry delay must be at least 0 (got 1, 1, 1, -1)'),
     # the guard must leave a check the time it may rightly take, and needs a timeout to act on
