@@ -24,7 +24,7 @@ COMMON_KEYS = {'name', 'order', 'title', 'deployable', 'report'}
 DEPLOYABLE_KEYS = COMMON_KEYS | {'role', 'deploy_playbook', 'endpoints', 'automatic_failover', 'rejoin', 'rejoin_method',
                                  'drill_failover_vars', 'expect_no_loss', 'profiles'}
 OPTIONAL_DEPLOYABLE_KEYS = {'agent_services', 'monitor_primary_command', 'coordination_ports', 'metrics_endpoints',
-                            'agent_unit_runs_postgresql', 'clear_failures'}
+                            'agent_unit_runs_postgresql', 'clear_failures', 'virtual_ip'}
 NOT_DEPLOYABLE_KEYS = COMMON_KEYS | {'reason'}
 REPORT_KEYS = {'license', 'open_source', 'versions', 'redundancy', 'monitoring', 'failover_how'}
 OPTIONAL_REPORT_KEYS = {'sources', 'distribution_packages', 'maintained', 'lab_limits'}
@@ -118,6 +118,9 @@ def test_deployable_solution_settings(name):
     assert isinstance(ports, list)
     for port in ports:
         assert re.fullmatch(r'(\d+|\{\{ [a-z_]+ \| default\(\d+\) \}\})/(tcp|udp)', port), port
+    # the address clients reach the primary (or the pooler) through: one inventory variable
+    virtual_ip = descriptor.get('virtual_ip', '')
+    assert not virtual_ip or re.fullmatch(r'\{\{ [a-z_]+ \}\}', virtual_ip), virtual_ip
     assert descriptor['profiles'], 'compare.yml needs at least one settings profile'
     defaults = load(os.path.join(REPO, 'roles', descriptor['role'], 'defaults', 'main.yml'))
     for profile in descriptor['profiles']:
