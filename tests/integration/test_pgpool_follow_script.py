@@ -102,7 +102,7 @@ def test_the_failed_old_primary_is_left_alone_without_a_connection(failed_over, 
     def count():
         while not done.is_set():
             try:
-                conn, _ = listener.accept()
+                conn, unused_address = listener.accept()
             except OSError:
                 continue
             accepted.append(conn)

@@ -50,7 +50,7 @@ class Peer:
         def serve():
             while self.accepting.is_set():
                 try:
-                    conn, _ = sock.accept()
+                    conn, unused_address = sock.accept()
                 except (socket.timeout, OSError):
                     continue
                 conn.close()
@@ -60,7 +60,7 @@ class Peer:
     def cut(self):
         """Drop every new handshake: a listener that never accepts, its queue filled."""
         self._listen(0)
-        for _ in range(2):
+        for unused_attempt in range(2):
             client = socket.socket()
             client.setblocking(False)
             client.connect_ex((PEER, self.port))
