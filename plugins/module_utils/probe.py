@@ -51,6 +51,8 @@ CONNECT_TIMEOUT_RANGE = (0.1, 60)
 WRITE_TIMEOUT_RANGE = (0.1, 600)
 SPLIT_BRAIN_INTERVAL_MS_RANGE = (10, 60000)
 STALE_READ_BOUND_MS_RANGE = (0, 3600000)
+START_TIMEOUT_RANGE = (0, 60)
+START_RETRY_PAUSE = 0.5  # seconds between two preflight attempts within start_timeout
 # Lists of ids and split-brain episodes in the result are capped; counts are not.
 REPORT_CAP = 100
 VERIFY_TIMEOUT = 30.0
@@ -281,7 +283,7 @@ class ProbeConfig:
     def __init__(self, dsn, duration, password=None, interval_ms=10, connect_timeout=1.0, write_timeout=2.0,
                  table='pgha_write_probe', run_id=None, fault_at=None, fault_marker_file=None,
                  verify_dsns=None, split_brain_dsns=None, split_brain_interval_ms=200, read_dsn=None,
-                 stale_read_bound_ms=1000, create_table=True, cleanup=False):
+                 stale_read_bound_ms=1000, create_table=True, cleanup=False, start_timeout=0):
         self.duration = float(_in_range('duration', duration, DURATION_RANGE, ' seconds'))
         self.interval_ms = _in_range('interval_ms', interval_ms, INTERVAL_MS_RANGE)
         self.connect_timeout = float(_in_range('connect_timeout', connect_timeout, CONNECT_TIMEOUT_RANGE, ' seconds'))
@@ -289,6 +291,7 @@ class ProbeConfig:
         self.split_brain_interval_ms = _in_range('split_brain_interval_ms', split_brain_interval_ms,
                                                  SPLIT_BRAIN_INTERVAL_MS_RANGE)
         self.stale_read_bound_ms = _in_range('stale_read_bound_ms', stale_read_bound_ms, STALE_READ_BOUND_MS_RANGE)
+        self.start_timeout = float(_in_range('start_timeout', start_timeout, START_TIMEOUT_RANGE, ' seconds'))
         self.table = table
         self.quoted_table = quote_table(table)
         if run_id is None:
@@ -326,7 +329,7 @@ class ProbeConfig:
             verify_nodes=[e.label for e in self.verify_endpoints],
             split_brain_nodes=[e.label for e in self.split_brain_endpoints],
             read_endpoint=self.read_endpoint.dsn if self.read_endpoint else None,
-            report_cap=REPORT_CAP,
+            start_timeout=self.start_timeout, report_cap=REPORT_CAP,
         )
 
 
@@ -343,6 +346,7 @@ class WriteProbe:
         self.warnings = []
         self.endpoint_node = None
         self.table_created = False
+        self.start_attempts = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._next_id = 1
@@ -396,9 +400,26 @@ class WriteProbe:
                                    'before starting the probe' % marker)
 
     def preflight(self):
-        """Fail early (ProbeConfigError/ProbeError) instead of measuring garbage."""
-        cfg = self.config
+        """Fail early (ProbeConfigError/ProbeError) instead of measuring garbage.
+
+        A connection or statement error is tried again for up to start_timeout
+        seconds: a balancer that restarts its workers (Pgpool-II after a node
+        is attached) closes the first sessions it hands out. Bad input is not.
+        """
         self._check_marker_absent()
+        deadline = time.monotonic() + self.config.start_timeout
+        while True:
+            self.start_attempts += 1
+            try:
+                self._check_endpoint_and_table()
+                return
+            except ProbeError:
+                if time.monotonic() + START_RETRY_PAUSE > deadline:
+                    raise
+            time.sleep(START_RETRY_PAUSE)
+
+    def _check_endpoint_and_table(self):
+        cfg = self.config
         session, exists = self._open_checked()
         limit = time.monotonic() + VERIFY_TIMEOUT
         try:
@@ -688,7 +709,7 @@ class WriteProbe:
         acked_ids, acked_mono = self._acked_ids, self._acked_mono
         result = dict(
             run_id=cfg.run_id, endpoint_node=self.endpoint_node, acknowledged=len(acked_ids),
-            attempts=self._attempts, errors=dict(self._errors, total=sum(self._errors.values())),
+            attempts=self._attempts, start_attempts=self.start_attempts, errors=dict(self._errors, total=sum(self._errors.values())),
             first_error=self._first_error, last_error=self._last_error,
             # Not 'started'/'finished': async_status reads those keys as the job's state.
             run_started=round(self._start_wall, 6), run_ended=round(self._wall(ended_mono), 6),

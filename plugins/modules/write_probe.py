@@ -65,6 +65,16 @@ options:
       - Seconds allowed for each host's connection attempt (0.1 to 60), enforced by the probe itself.
     type: float
     default: 1
+  start_timeout:
+    description:
+      - Seconds (0 to 60) to keep trying, every half second, when the endpoint cannot be reached or a
+        check before the run fails with a connection or statement error. Bad input (a standby behind
+        O(dsn), an unusable table) fails at once.
+      - Use it right after the cluster changed, for example just after Pgpool-II attached a node and
+        restarts its child processes, which close the first sessions they hand out.
+      - The run, and O(duration), start only after the checks passed.
+    type: float
+    default: 0
   write_timeout:
     description:
       - Seconds the probe waits for one INSERT to be acknowledged (0.1 to 600) before it abandons the
@@ -451,6 +461,7 @@ def argument_spec():
         duration=dict(type='float', required=True),
         interval_ms=dict(type='int', default=10),
         connect_timeout=dict(type='float', default=1),
+        start_timeout=dict(type='float', default=0),
         write_timeout=dict(type='float', default=2),
         table=dict(type='str', default='pgha_write_probe'),
         run_id=dict(type='str'),

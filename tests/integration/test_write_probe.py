@@ -143,6 +143,41 @@ def test_unreachable_verify_node_is_reported(pg_factory):
     assert primary.scalar("SELECT to_regclass('pgha_write_probe') IS NULL")
 
 
+def test_start_timeout_waits_for_an_endpoint_that_comes_up(pg_factory):
+    primary = pg_factory.primary()
+    primary.stop()
+    base = dict(dsn=direct_dsn(primary), password=SUPERUSER_PASSWORD, duration=1, cleanup=True)
+    # Without it, one attempt and a clear failure.
+    result = run_module('write_probe', base)
+    assert result.failed and 'Cannot use the write endpoint' in result['msg'], result
+    # With it, the probe keeps trying until the server is up, then runs in full.
+    starter = threading.Timer(1.5, primary.start)
+    starter.start()
+    try:
+        result = run_module('write_probe', dict(base, start_timeout=20, run_id='late'))
+    finally:
+        starter.join(90)
+    assert not result.failed, result
+    assert result['start_attempts'] >= 2 and result['settings']['start_timeout'] == 20
+    assert result['acknowledged'] > 0 and result['errors']['total'] == 0 and result['lost_count'] == 0
+    assert result['run_ended'] - result['run_started'] >= 1
+
+
+def test_start_timeout_does_not_retry_bad_input(pg_factory):
+    primary = pg_factory.primary()
+    standby = pg_factory.standby_of(primary)
+    began = time.monotonic()
+    result = run_module('write_probe', dict(dsn=direct_dsn(standby), password=SUPERUSER_PASSWORD, duration=1,
+                                            start_timeout=30))
+    assert result.failed and 'standby' in result['msg'], result
+    assert time.monotonic() - began < 15   # one attempt, not 30 s of them
+    assert primary.scalar("SELECT to_regclass('pgha_write_probe') IS NULL")
+    for bad in (-1, 61):
+        result = run_module('write_probe', dict(dsn=direct_dsn(primary), password=SUPERUSER_PASSWORD, duration=1,
+                                                start_timeout=bad))
+        assert result.failed and 'start_timeout' in result['msg'], result
+
+
 def test_sync_failover_loses_nothing(pg_factory, tmp_path):
     primary = pg_factory.primary()
     standby = pg_factory.standby_of(primary)
