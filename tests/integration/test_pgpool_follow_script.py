@@ -9,15 +9,14 @@ Rendered from the role's template; pcp_attach_node is a recording stand-in
 (there is no Pgpool-II here), and the servers' state is what is judged.
 """
 import os
-import socket
 import subprocess
-import threading
 
 import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from tests.helpers.fixtures import SUPERUSER_PASSWORD, wait_for
+from tests.helpers.listener import AcceptingListener
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATE = os.path.join(REPO, 'roles', 'pgpool', 'templates', 'pgha_follow_primary.sh.j2')
@@ -92,32 +91,10 @@ def test_the_other_standby_follows_the_new_primary_and_is_attached(failed_over, 
 def test_the_failed_old_primary_is_left_alone_without_a_connection(failed_over, pg_bin_dir, tmp_path):
     """%d equal to %P: left detached at once, nothing asked (a listener counts the connections)."""
     unused_primary, promoted, unused_other = failed_over
-    listener = socket.socket()
-    listener.bind(('127.0.0.1', 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-    accepted = []
-    done = threading.Event()
-
-    def count():
-        while not done.is_set():
-            try:
-                conn, unused_address = listener.accept()
-            except OSError:
-                continue
-            accepted.append(conn)
-    counter = threading.Thread(target=count, daemon=True)
-    counter.start()
-    try:
-        result = follow(tmp_path, pg_bin_dir, 0, '127.0.0.1', listener.getsockname()[1], 1, promoted.port, 0)
-    finally:
-        done.set()
-        counter.join()
-        for conn in accepted:
-            conn.close()
-        listener.close()
+    with AcceptingListener() as listener:
+        result = follow(tmp_path, pg_bin_dir, 0, '127.0.0.1', listener.port, 1, promoted.port, 0)
     assert result.returncode == 0, result.stderr
     assert 'node 0 (127.0.0.1) was the primary: left detached for a rejoin' in result.stderr
-    assert accepted == []
+    assert listener.accepted == 0
     assert not (tmp_path / 'attached').exists()
     assert not promoted.in_recovery()

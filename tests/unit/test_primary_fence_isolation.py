@@ -10,11 +10,11 @@ peer refuses is not cut off; one that never reached a peer since it started is n
 import os
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
+from tests.helpers.listener import AcceptingListener
 from tests.unit.test_primary_fence_start_check import render_script
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the fence runs its queries as postgres (setpriv)')
@@ -27,56 +27,37 @@ class Peer:
 
     def __init__(self, port):
         self.port = port
-        self.listener = None
-        self.stuck = []
-        self.accepting = threading.Event()
-        self.server = None
-
-    def _listen(self, backlog):
-        self.close()
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((PEER, self.port))
-        sock.listen(backlog)
-        self.listener = sock
-        return sock
+        self.server = None      # accept(): completes every handshake
+        self.full_queue = []    # cut(): a listener that never accepts and the handshakes that filled it
 
     def accept(self):
         """Complete every handshake and hang up."""
-        sock = self._listen(16)
-        sock.settimeout(0.2)
-        self.accepting.set()
-
-        def serve():
-            while self.accepting.is_set():
-                try:
-                    conn, unused_address = sock.accept()
-                except (socket.timeout, OSError):
-                    continue
-                conn.close()
-        self.server = threading.Thread(target=serve, daemon=True)
-        self.server.start()
+        self.close()
+        self.server = AcceptingListener(PEER, self.port)
 
     def cut(self):
         """Drop every new handshake: a listener that never accepts, its queue filled."""
-        self._listen(0)
+        self.close()
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((PEER, self.port))
+        listener.listen(0)
+        self.full_queue.append(listener)
         for unused_attempt in range(2):
             client = socket.socket()
             client.setblocking(False)
             client.connect_ex((PEER, self.port))
-            self.stuck.append(client)
+            self.full_queue.append(client)
         time.sleep(0.2)
 
     def close(self):
         """Refuse: nothing listens."""
-        self.accepting.clear()
         if self.server:
-            # its accept() holds the listener open until its timeout
-            self.server.join()
+            self.server.close()
             self.server = None
-        for sock in self.stuck + ([self.listener] if self.listener else []):
+        for sock in self.full_queue:
             sock.close()
-        self.stuck, self.listener = [], None
+        self.full_queue = []
 
 
 @pytest.fixture
