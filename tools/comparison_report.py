@@ -254,6 +254,10 @@ def summarise(result):
                                       for d in drills if d.get('rejoin_method') or _reverted(d)}),
             'failed': sum(1 for d in drills if d.get('error')),
             'stale_reads': _total([d.get('stale_reads') for d in drills]),
+            # Of those, the ones later than the bound after writes came back (drills from
+            # before the count have none: shown only when every drill has it).
+            'stale_reads_after_recovery': _total([d.get('stale_reads_after_recovery') for d in drills])
+            if all(d.get('stale_reads_after_recovery') not in (None, '', 'None') for d in drills) else None,
             'reads': _total([(d.get('reads') or {}).get('succeeded') for d in drills]),
         })
     return rows

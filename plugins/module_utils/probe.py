@@ -362,6 +362,7 @@ class WriteProbe:
         self._split_brain_rounds = 0
         self._writable_last_seen = {}
         self._reads = dict(attempts=0, succeeded=0, errors=0, stale=0)
+        self._stale_mono = array('d')   # when each stale read was sent
         self._start_mono = self._start_wall = self._end = None
 
     def acknowledged_ids(self):
@@ -626,6 +627,7 @@ class WriteProbe:
                     self._reads['succeeded'] += 1
                     if required is not None and (value is None or int(value) < required):
                         self._reads['stale'] += 1
+                        self._stale_mono.append(started)
                 self._stop.wait(max(0.0, started + interval - time.monotonic()))
         finally:
             if session is not None:
@@ -732,8 +734,11 @@ class WriteProbe:
             result.update(max_gap=round(acked_mono[best + 1] - acked_mono[best], 4),
                           max_gap_start=round(self._wall(acked_mono[best]), 6),
                           max_gap_end=round(self._wall(acked_mono[best + 1]), 6))
+        result['stale_reads_after_recovery'] = None
         if fault_time is not None:
             result['fault_to_first_write'] = self._outage_after(fault_time)
+            result['stale_reads_after_recovery'] = self._stale_after_recovery(fault_time,
+                                                                              result['fault_to_first_write'])
             if not self._start_wall <= fault_time <= result['run_ended']:
                 self.warnings.append('fault time %.3f lies outside the run (%.3f to %.3f): check the clocks'
                                      % (fault_time, self._start_wall, result['run_ended']))
@@ -746,6 +751,22 @@ class WriteProbe:
                           indeterminate=indeterminate[:REPORT_CAP], indeterminate_count=len(indeterminate))
         result['changed'] = self._next_id > 1 or self.table_created or verification['dropped']
         return result
+
+    def _stale_after_recovery(self, fault_time, outage):
+        """Stale reads sent later than stale_read_bound_ms after writes came back from the fault.
+
+        Within the outage and up to the bound after it a read may miss writes
+        (a standby still replaying, or a lost write's id, missing everywhere,
+        until newer writes land); later, a stale read means the read endpoint
+        sends reads to a member that does not follow the new primary.
+        """
+        cfg = self.config
+        if not cfg.read_endpoint:
+            return None
+        if outage is None:   # writes never came back: every stale read after the fault counts
+            outage = 0.0
+        since = self._start_mono + (fault_time - self._start_wall) + outage + cfg.stale_read_bound_ms / 1000.0
+        return len(self._stale_mono) - bisect.bisect_right(self._stale_mono, since)
 
     def _outage_after(self, fault_time):
         """Seconds from the fault to the first write acknowledged after the outage it caused.

@@ -268,6 +268,30 @@ def test_paused_standby_gives_stale_reads(pg_factory):
     assert result['lost_count'] == 0
 
 
+@pytest.mark.parametrize('resumed_after_fault', [False, True])
+def test_stale_reads_after_recovery(pg_factory, resumed_after_fault):
+    """Stale reads count as 'after recovery' only past the bound after writes came back from the fault:
+    a standby that catches up before that leaves none, one that still lags past it leaves some."""
+    primary = pg_factory.primary()
+    standby = pg_factory.standby_of(primary)
+    replicated_table(primary, standby)
+    standby.sql('SELECT pg_wal_replay_pause()')
+    fault_in, resume_in = (0.5, 1.7) if resumed_after_fault else (2.0, 1.0)
+    job = ProbeThread(dsn=direct_dsn(primary), duration=3, read_dsn=direct_dsn(standby), stale_read_bound_ms=300,
+                      fault_at=time.time() + fault_in)
+    resume = threading.Timer(resume_in, standby.sql, ['SELECT pg_wal_replay_resume()'])
+    job.start()
+    resume.start()
+    result = job.finish()
+    resume.join(10)
+    assert result['errors']['total'] == 0 and result['fault_to_first_write'] < 0.2, result
+    assert result['stale_reads'] > 10
+    if resumed_after_fault:
+        assert 0 < result['stale_reads_after_recovery'] < result['stale_reads']
+    else:
+        assert result['stale_reads_after_recovery'] == 0
+
+
 @pytest.mark.parametrize('table_before', ['absent', 'on the primary only'])
 def test_preflight_through_a_load_balancer(pg_factory, pgpool_factory, table_before):
     """Pgpool-II sends every plain read to a standby that lacks the table (replay paused):
