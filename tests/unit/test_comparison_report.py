@@ -243,13 +243,25 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
     (results / 'patroni-tuned.json').write_text(json.dumps({
         'ha': 'patroni', 'profile': 'tuned', 'settings': {},
         'deploy': {'cold_seconds': 90, 'rerun_seconds': 20, 'rerun_changed': 0, 'replicas': 2},
-        'drills': [dict(drill('host_crash', 9.0), stale_reads=3, reads={'succeeded': 500}), drill('postgres_kill', 2.0), failed],
+        'drills': [dict(drill('host_crash', 9.0), stale_reads=3, stale_reads_after_recovery=1, reads={'succeeded': 500}),
+                   drill('postgres_kill', 2.0), failed],
         'machine': {}, 'started': 'a', 'finished': 'b'}))
     report = render_report(tmp_path, results)
     assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 3.0 / 4.0, lost 0, 1 failed | 90 |' in report
     assert '- postgres_kill run 2 (patroni-tuned.json run 2): fatal: the old primary did not rejoin' in report
-    assert '| 0 of 100 | 0 | n/a | n/a | 3 of 500 |' in report, 'stale reads of the host crash'
+    assert ('| 0 of 100 | 0 | n/a | n/a | 3 of 500 (1 later than the bound after recovery) |' in report,
+            'stale reads of the host crash')
     assert '| 0 of 200 | 0 | n/a | n/a |' in report, 'no read endpoint measured for postgres_kill'
+
+
+def test_stale_reads_after_recovery_only_when_every_run_counted_them():
+    counted = dict(drill('host_crash', 3.0), stale_reads=5, stale_reads_after_recovery=1, reads={'succeeded': 900})
+    older = dict(drill('host_crash', 3.0), stale_reads=2, reads={'succeeded': 900})
+    row = comparison_report.summarise({'drills': [counted, dict(counted, stale_reads_after_recovery=0)]})[0]
+    assert (row['stale_reads'], row['stale_reads_after_recovery'], row['reads']) == (10, 1, 1800)
+    # a run from before the count: the total would claim too few
+    row = comparison_report.summarise({'drills': [counted, older]})[0]
+    assert (row['stale_reads'], row['stale_reads_after_recovery']) == (7, None)
 
 
 @pytest.mark.parametrize('error, reason', [
