@@ -249,8 +249,8 @@ def test_failed_drills_and_glance_table_are_shown(tmp_path):
     report = render_report(tmp_path, results)
     assert '| patroni (tuned) | 9.0 / 9.0, lost 0 | 3.0 / 4.0, lost 0, 1 failed | 90 |' in report
     assert '- postgres_kill run 2 (patroni-tuned.json run 2): fatal: the old primary did not rejoin' in report
-    assert ('| 0 of 100 | 0 | n/a | n/a | 3 of 500 (1 later than the bound after recovery) |' in report,
-            'stale reads of the host crash')
+    assert '| 0 of 100 | 0 | n/a | n/a | 3 of 500 (1 later than the bound after recovery) |' in report, \
+        'stale reads of the host crash'
     assert '| 0 of 200 | 0 | n/a | n/a |' in report, 'no read endpoint measured for postgres_kill'
 
 
