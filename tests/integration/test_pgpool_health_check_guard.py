@@ -11,6 +11,7 @@ the check fails within a few seconds, as its timeout says it should.
 """
 import os
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -38,6 +39,9 @@ class StallingRelay:
 
     def __init__(self, backend_port):
         self.backend_port = backend_port
+        self.tls_context = None
+        self.tls_stall_used = False
+        self.tls_reading = threading.Event()
         self.port = free_port()
         self.stalling = threading.Event()
         self.closing = threading.Event()
@@ -49,6 +53,12 @@ class StallingRelay:
 
     def stall(self):
         self.stalling.set()
+
+    def stall_after_tls(self, cert_file, key_file):
+        """The next connection gets its TLS handshake, then silence; every later one is closed at once."""
+        self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls_context.load_cert_chain(cert_file, key_file)
+        self.tls_stall_used = False
 
     def close(self):
         self.closing.set()
@@ -64,8 +74,56 @@ class StallingRelay:
             except socket.timeout:
                 continue
             self.sockets.append(client)
-            target = self._silence if self.stalling.is_set() else self._relay
+            if self.tls_context is not None and self.tls_stall_used:
+                client.close()
+                continue
+            if self.tls_context is not None:
+                self.tls_stall_used = True
+                target = self._silence_after_tls
+            else:
+                target = self._silence if self.stalling.is_set() else self._relay
             threading.Thread(target=target, args=(client,), daemon=True).start()
+
+    def _read_ssl_request(self, client):
+        """The 8 bytes of the SSLRequest, answered with 'S'; False when the client went away."""
+        client.settimeout(0.2)
+        request = b''
+        while len(request) < 8 and not self.closing.is_set():
+            try:
+                chunk = client.recv(8 - len(request))
+            except socket.timeout:
+                continue
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            request += chunk
+        try:
+            client.sendall(b'S')
+        except OSError:
+            return False
+        return True
+
+    def _silence_after_tls(self, client):
+        if not self._read_ssl_request(client):
+            return
+        client.settimeout(5)
+        try:
+            secured = self.tls_context.wrap_socket(client, server_side=True)
+        except (OSError, ssl.SSLError):
+            return
+        self.sockets.append(secured)
+        secured.settimeout(0.2)
+        # the startup packet comes over TLS and is never answered
+        while not self.closing.is_set():
+            try:
+                if not secured.recv(4096):
+                    return
+                self.tls_reading.set()
+            except socket.timeout:
+                continue
+            except (OSError, ssl.SSLError):
+                return
 
     def _silence(self, client):
         client.settimeout(0.2)
@@ -138,8 +196,8 @@ def render_guard(tmp_path, pid_file):
 
 
 @pytest.fixture
-def stalled_standby(pg_factory, pgpool_factory, tmp_path):
-    """A primary, a standby behind a relay, and a Pgpool-II with TLS toward its backends; the relay stalls."""
+def relayed_standby(pg_factory, pgpool_factory, tmp_path):
+    """A primary, a standby behind a relay, and a Pgpool-II with TLS toward its backends: (pool, relay, certificates)."""
     primary = pg_factory.primary()
     standby = pg_factory.standby_of(primary)
     relay = StallingRelay(standby.port)
@@ -156,10 +214,17 @@ def stalled_standby(pg_factory, pgpool_factory, tmp_path):
             'sr_check_period': '0',
             'log_min_messages': 'log',
         })
-        relay.stall()
-        yield pool
+        yield pool, relay, certificates
     finally:
         relay.close()
+
+
+@pytest.fixture
+def stalled_standby(relayed_standby):
+    """The relay stalls every new connection inside the TLS handshake."""
+    pool, relay, unused_certificates = relayed_standby
+    relay.stall()
+    return pool
 
 
 def pgpool_log(pool):
@@ -197,3 +262,37 @@ def test_the_guard_makes_the_stalled_check_fail_and_leaves_the_healthy_node_alon
         output, unused = guard.communicate(timeout=10)
     assert 'the health check of backend node 1 (pid' in output, output
     assert 'backend node 0' not in output, output
+
+
+def start_guard(tmp_path, pool):
+    return subprocess.Popen(['bash', render_guard(tmp_path, pool.pid_file)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def stop_guard(guard):
+    guard.terminate()
+    output, unused = guard.communicate(timeout=10)
+    return output
+
+
+def test_a_check_stuck_in_a_tls_read_is_killed_and_started_again(relayed_standby, tmp_path):
+    """The backend answers the TLS handshake, then nothing (its packets dropped mid-authentication).
+    Pgpool-II's TLS read takes the alarm's EINTR for "want read" and reads again, so SIGALRM alone
+    cannot end the check; the guard's SIGKILL does, and the new check process (its connection
+    refused now, as a cut-off host's would time out) fails as it should."""
+    pool, relay, certificates = relayed_standby
+    # the certificate settings come quoted for a configuration file
+    relay.stall_after_tls(certificates['ssl_cert_file'].strip("'"), certificates['ssl_key_file'].strip("'"))
+    stalled_at = len(pgpool_log(pool))
+    assert relay.tls_reading.wait(10), 'no health check reached the TLS stall'
+    guard = start_guard(tmp_path, pool)
+    try:
+        wait_for(lambda: FAILED in pgpool_log(pool)[stalled_at:], timeout=3 * GUARD_AFTER + 10, interval=0.3,
+                 what='the stuck health check to be replaced and fail')
+    finally:
+        output = stop_guard(guard)
+    assert 'sending it SIGALRM' in output, output
+    # the alarm did not end it: the guard had to kill it
+    assert 'again since its SIGALRM' in output and 'sending it SIGKILL' in output, output
+    assert 'backend node 0' not in output, output
+    assert 'health check failed on node 0' not in pgpool_log(pool)[stalled_at:]
