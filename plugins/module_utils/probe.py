@@ -711,7 +711,8 @@ class WriteProbe:
         acked_ids, acked_mono = self._acked_ids, self._acked_mono
         result = dict(
             run_id=cfg.run_id, endpoint_node=self.endpoint_node, acknowledged=len(acked_ids),
-            attempts=self._attempts, start_attempts=self.start_attempts, errors=dict(self._errors, total=sum(self._errors.values())),
+            attempts=self._attempts, start_attempts=self.start_attempts,
+            errors=dict(self._errors, total=sum(self._errors.values())),
             first_error=self._first_error, last_error=self._last_error,
             # Not 'started'/'finished': async_status reads those keys as the job's state.
             run_started=round(self._start_wall, 6), run_ended=round(self._wall(ended_mono), 6),

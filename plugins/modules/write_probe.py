@@ -422,6 +422,11 @@ stale_reads:
   returned: success
   type: int
   sample: 0
+start_attempts:
+  description: How many times the probe tried its first session before the run (see O(start_timeout)).
+  returned: success
+  type: int
+  sample: 1
 stale_reads_after_recovery:
   description:
     - Of O(stale_reads), those sent more than O(stale_read_bound_ms) after the first write acknowledged
