@@ -429,9 +429,10 @@ start_attempts:
   sample: 1
 stale_reads_after_recovery:
   description:
-    - Of O(stale_reads), those sent more than O(stale_read_bound_ms) after the first write acknowledged
-      after the fault (after the fault itself when no write came back): reads the endpoint still sent to a
-      member that had not caught up with the new primary, the stale reads a failover should leave none of.
+    - Of RV(stale_reads), those sent more than O(stale_read_bound_ms) after the first write acknowledged
+      after the fault (after the fault itself when no write came back). These are reads the endpoint still
+      sent to a member that had not caught up with the new primary, the stale reads a failover should leave
+      none of.
     - Null without O(read_dsn) or without a fault time.
   returned: success
   type: int
