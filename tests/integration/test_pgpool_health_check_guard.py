@@ -126,21 +126,7 @@ class StallingRelay:
                 return
 
     def _silence(self, client):
-        client.settimeout(0.2)
-        request = b''
-        while len(request) < 8 and not self.closing.is_set():
-            try:
-                chunk = client.recv(8 - len(request))
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not chunk:
-                return
-            request += chunk
-        try:
-            client.sendall(b'S')
-        except OSError:
+        if not self._read_ssl_request(client):
             return
         # the TLS handshake that follows is read and never answered
         while not self.closing.is_set():
