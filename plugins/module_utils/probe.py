@@ -547,6 +547,9 @@ class WriteProbe:
         # Wall-clock times are derived from one anchor so a clock step cannot bend the gaps.
         return self._start_wall + (mono - self._start_mono)
 
+    def _mono(self, wall):
+        return self._start_mono + (wall - self._start_wall)
+
     def _watch_split_brain(self):
         cfg = self.config
         interval = cfg.split_brain_interval_ms / 1000.0
@@ -766,7 +769,7 @@ class WriteProbe:
             return None
         if outage is None:   # writes never came back: every stale read after the fault counts
             outage = 0.0
-        since = self._start_mono + (fault_time - self._start_wall) + outage + cfg.stale_read_bound_ms / 1000.0
+        since = self._mono(fault_time) + outage + cfg.stale_read_bound_ms / 1000.0
         return len(self._stale_mono) - bisect.bisect_right(self._stale_mono, since)
 
     def _outage_after(self, fault_time):
@@ -775,7 +778,7 @@ class WriteProbe:
         The outage starts with the first failed attempt at or after the fault;
         when nothing failed, it is simply the first write acknowledged after it.
         """
-        fault_mono = self._start_mono + (fault_time - self._start_wall)
+        fault_mono = self._mono(fault_time)
         index = bisect.bisect_left(self._fail_mono, fault_mono)
         after = self._fail_mono[index] if index < len(self._fail_mono) else fault_mono
         index = bisect.bisect_right(self._acked_mono, after)
