@@ -73,6 +73,7 @@ def test_no_fencing_without_the_lab_acknowledgement_is_refused(tmp_path):
     ({'paf_conninfo_options': 'connect_timeout=2 host=elsewhere'}, 'must not set what the'),
     ({'paf_failure_timeout': -1}, 'paf_failure_timeout at least 0'),
     ({'pacemaker_fence_agent': 'rm -rf /'}, 'must name a fence_* agent'),
+    ({'pacemaker_dc_deadtime': 'soon'}, 'pacemaker_dc_deadtime (soon) a number with an optional unit'),
     ({'paf_conninfo_options': 'connect_timeout=2 sslmode=disable'}, 'must not set what the'),
     ({'postgresql_tls': False}, 'verifies the members\' certificates, but postgresql_tls is false'),
     ({'paf_synchronous_mode': True, 'paf_synchronous_count': 3}, 'needs at least 1 and fewer than the 3'),
