@@ -112,8 +112,8 @@ compare-smoke: lab-image
 
 # Everything, in $(TEST_JOBS) lanes: the quick checks first (a lint error stops the
 # run early), then the longest jobs. The pgpool scenario runs alone too: its health
-# checks give a primary 2 s, and with pytest's servers beside it on two cores a
-# healthy primary was once failed over after the switchover (2026-12-06).
+# checks give a primary 2 s, and with pytest's servers beside it on two cores the
+# new primary was once found stopped right after the switchover (2026-12-06).
 ALONE_JOBS = compare-smoke $(if $(filter pgpool,$(MOLECULE_SCENARIOS)),molecule-pgpool)
 test: setup lab-image
 	@echo "==> test jobs in $(TEST_JOBS) lanes (logs in $(TEST_LOGS)/)"
